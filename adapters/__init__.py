@@ -1,0 +1,1 @@
+"""Payment rail adapters: one package per rail, behind the boundary in `adapters.base`."""

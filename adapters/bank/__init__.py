@@ -1,0 +1,1 @@
+"""The bank rail: UnionPay-style acquiring over signed JSON (see README.md)."""

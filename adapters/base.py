@@ -1,0 +1,228 @@
+"""The boundary between the router core and a payment rail.
+
+An adapter *describes*; the core *does I/O*. For every operation the adapter turns a
+canonical request into an `HttpRequest` for its rail, and the rail's `HttpResponse`
+into a canonical `RailResult` (or raises `RailError`). The core sends the request,
+applies timeouts and records metrics. In-process rails (like `instant`) answer directly
+by returning a `RailResult` from `build`.
+
+Adapters are discovered through the `payrouter.adapters` entry-point group; each entry
+point names a factory `(AdapterConfig) -> Adapter`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, final
+
+__all__ = [
+    "Action",
+    "Adapter",
+    "AdapterConfig",
+    "Charge",
+    "Close",
+    "HttpRequest",
+    "HttpResponse",
+    "Notification",
+    "Operation",
+    "Query",
+    "RailError",
+    "RailResult",
+    "RailStatus",
+    "Refund",
+    "RefundQuery",
+    "Reverse",
+]
+
+
+# --------------------------------------------------------------------------- wire shapes
+@final
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One HTTP call to a rail, fully built and signed by the adapter."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+# --------------------------------------------------------------------------- operations
+@final
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Start a payment at the rail.
+
+    `rail_order_no` is the rail-side idempotency key of this attempt: repeating the
+    call with it must never charge twice.
+    """
+
+    rail_order_no: str
+    amount: int
+    currency: str
+    scene: str
+    description: str
+    payer: Mapping[str, str]
+    notify_url: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Query:
+    rail_order_no: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close an unpaid order (QR / in-app scenes)."""
+
+    rail_order_no: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Reverse:
+    """Cancel a payer-code charge whatever its state: closes if unpaid, refunds if paid."""
+
+    rail_order_no: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Refund:
+    rail_order_no: str
+    rail_refund_no: str
+    amount: int
+    total: int
+    currency: str
+    reason: str
+    notify_url: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RefundQuery:
+    rail_order_no: str
+    rail_refund_no: str
+
+
+Operation = Charge | Query | Close | Reverse | Refund | RefundQuery
+
+
+# --------------------------------------------------------------------------- results
+class RailStatus(enum.Enum):
+    """What the rail says about an order or a refund, in the router's terms."""
+
+    REQUIRES_ACTION = "requires_action"  # order open, the payer must act (scan, confirm)
+    PROCESSING = "processing"  # accepted, outcome not known yet (payer confirming)
+    SUCCEEDED = "succeeded"  # money taken (payments) / returned (refunds)
+    FAILED = "failed"  # definitively not charged / not refunded
+    CLOSED = "closed"  # closed or reversed with no money kept
+    NOT_FOUND = "not_found"  # the rail has no such order: no proof of anything
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What the payer must do next: shown to the upstream app as `action`."""
+
+    type: str  # qr_code | redirect | sdk_params
+    data: Mapping[str, object]
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": self.type, **self.data}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RailResult:
+    status: RailStatus
+    rail_reference: str | None = None  # the rail's own transaction / refund id
+    action: Action | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    amount: int | None = None  # amount the rail reports, for cross-checks
+    refunded_amount: int | None = None
+
+
+@final
+class RailError(Exception):
+    """The rail refused or the outcome is unknown.
+
+    `definitive=True` means the rail said no and moved no money: the payment may fail
+    (or fail over). `definitive=False` means nothing can be concluded: the payment stays
+    `processing` and the sweeper queries the rail.
+    """
+
+    __slots__ = ("code", "definitive", "message")
+
+    def __init__(self, code: str, message: str, *, definitive: bool) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.definitive = definitive
+
+
+# --------------------------------------------------------------------------- notifications
+@final
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A verified asynchronous message from a rail."""
+
+    kind: str  # "payment" | "refund"
+    rail_order_no: str
+    result: RailResult
+    rail_refund_no: str | None = None
+
+
+# --------------------------------------------------------------------------- adapter
+@final
+@dataclass(frozen=True, slots=True)
+class AdapterConfig:
+    """What an adapter factory receives: where its rail is and its credential bundle."""
+
+    name: str
+    base_url: str
+    keys_dir: Path | None
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """A payment rail, as the core sees it. Implementations are pure (no I/O)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def scenes(self) -> frozenset[str]:
+        """The `scene` values this rail can take."""
+        ...
+
+    def build(self, op: Operation) -> HttpRequest | RailResult:
+        """The HTTP request that performs `op`, or the result itself (in-process rails)."""
+        ...
+
+    def parse(self, op: Operation, response: HttpResponse) -> RailResult:
+        """The canonical result of `op`; raises `RailError` on a refusal or an unknown outcome."""
+        ...
+
+    def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Check signature (and decrypt); raises `RailError` when unverifiable."""
+        ...
+
+    def notification_reply(self, accepted: bool) -> HttpResponse:
+        """What the rail expects as the answer to its notification."""
+        ...

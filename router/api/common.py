@@ -1,0 +1,122 @@
+"""What every handler needs: auth, idempotent execution, JSON replies."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from router.errors import RouterError, not_found, unauthorized
+from router.limits import merchant_spec, too_many
+from router.merchants import Merchant
+from router.replies import Reply
+from router.services import SERVICES, Services
+from router.store import keys
+from router.validation import digest
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def respond(reply: Reply) -> web.Response:
+    return web.Response(status=reply.status, body=reply.body, headers=reply.headers,
+                        content_type="application/json")
+
+
+def json_reply(status: int, obj: object) -> web.Response:
+    return respond(Reply.json(status, obj))
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(request: web.Request, *, limit: bool = True) -> Merchant:
+    """The calling merchant; counts the call against its rate limit unless told not to
+    (payment creation counts it inside its own script)."""
+    token = bearer(request)
+    svc = services(request)
+    merchant = await svc.merchants.authenticate(token) if token else None
+    if merchant is None:
+        raise unauthorized()
+    if limit:
+        limited = await svc.store.rate_limit([merchant_spec(svc.settings, merchant)])
+        if limited is not None:
+            svc.metrics.rate_limited.labels("merchant").inc()
+            raise too_many(limited, "merchant")
+    return merchant
+
+
+def require_admin(request: web.Request) -> None:
+    token = bearer(request)
+    expected = services(request).settings.admin_token
+    if token is None or expected is None or not hmac.compare_digest(
+        token.encode(), expected.reveal().encode()
+    ):
+        raise RouterError(401, "unauthorized", "Missing or invalid admin token.")
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all(0x20 <= ord(c) <= 0x7E for c in key):
+        raise RouterError(400, "invalid_request",
+                          "Idempotency-Key must be 1-255 printable ASCII characters.",
+                          param="Idempotency-Key")
+    return key
+
+
+def request_hash(request: web.Request, body: bytes) -> str:
+    """Same key with a different request (path or body) is a reuse, not a replay."""
+    return digest(request.method.encode(), request.path.encode(), body)
+
+
+def owned(merchant: Merchant, owner_id: str | None, what: str) -> None:
+    """Another merchant's object is indistinguishable from a missing one."""
+    if owner_id != merchant.id:
+        raise not_found(what)
+
+
+async def idempotent(
+    request: web.Request, merchant: Merchant, body: bytes,
+    action: Callable[[], Awaitable[Reply]],
+) -> web.Response:
+    """Run `action` at most once per (merchant, Idempotency-Key): replays get the stored
+    answer, 4xx answers (no effect) release the key, others are stored."""
+    key = idempotency_key(request)
+    if key is None:
+        return respond(await action())
+    svc = services(request)
+    owner = keys.new_id("own", merchant.shard)
+    lease_ms = int(svc.settings.idempotency.lease_s * 1000)
+    claim = await svc.store.idem_claim(merchant.shard, merchant.id, key,
+                                       request_hash(request, body), owner, lease_ms)
+    if claim.kind == "replay":
+        return respond(Reply(int(claim.values[0]), claim.values[1],
+                             {"Idempotent-Replayed": "true"}))
+    if claim.kind == "in_use":
+        raise RouterError(409, "idempotency_key_in_use",
+                          "A request with this Idempotency-Key is still in progress.")
+    if claim.kind == "reused":
+        raise RouterError(422, "idempotency_key_reused",
+                          "This Idempotency-Key was used with a different request body.")
+    try:
+        reply = await action()
+    except RouterError as err:
+        keep = err.http_status >= 500
+        await svc.store.idem_settle(merchant.shard, merchant.id, key, owner,
+                                    err.http_status if keep else None,
+                                    err.body() if keep else b"")
+        raise
+    # Any other exception leaves the claim in place: its lease expires and a retry takes
+    # it over, which is safe because every action below is idempotent at the rail.
+    await svc.store.idem_settle(merchant.shard, merchant.id, key, owner, reply.status,
+                                reply.body)
+    return respond(reply)

@@ -1,0 +1,43 @@
+"""Operations: liveness, readiness, metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+
+from router.api.common import json_reply, services
+from router.metrics import CONTENT_TYPE
+from router.services import METRICS
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_reply(200, {"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    svc = services(request)
+    try:
+        await svc.redis.ping()
+    except Exception:
+        return json_reply(503, {"status": "unavailable", "redis": "unreachable",
+                                "adapters": sorted(svc.adapters)})
+    return json_reply(200, {"status": "ready", "redis": "ok", "adapters": sorted(svc.adapters)})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+_SPEC = resources.files("router").joinpath("openapi.json")
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=_SPEC.read_bytes(), content_type="application/json")

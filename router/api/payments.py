@@ -1,0 +1,72 @@
+"""/v1/payments: create, read, close."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from router.api.common import (
+    authenticate,
+    idempotency_key,
+    idempotent,
+    json_reply,
+    owned,
+    request_hash,
+    respond,
+    services,
+)
+from router.domain import Payment
+from router.errors import not_found, validation_error
+from router.merchants import Merchant
+from router.validation import parse_json_object, payment_request
+
+routes = web.RouteTableDef()
+
+
+async def payment_of(request: web.Request, merchant: Merchant) -> Payment:
+    payment = await services(request).store.load_payment(request.match_info["id"])
+    owned(merchant, payment.merchant_id if payment else None, "payment")
+    assert payment is not None
+    return payment
+
+
+@routes.post("/v1/payments")
+async def create_payment(request: web.Request) -> web.Response:
+    svc = services(request)
+    merchant = await authenticate(request, limit=False)
+    raw = await request.read()
+    req = payment_request(parse_json_object(raw))
+    key = idempotency_key(request)
+    rail, routing = svc.router.choose(req)
+    idem = (key, request_hash(request, raw)) if key else None
+    return respond(await svc.engine.create(merchant, req, rail, routing, idem))
+
+
+@routes.get("/v1/payments")
+async def find_payment(request: web.Request) -> web.Response:
+    svc = services(request)
+    merchant = await authenticate(request)
+    otn = request.query.get("out_trade_no")
+    if not otn:
+        raise validation_error("out_trade_no", "Give out_trade_no to look a payment up.")
+    pid = await svc.store.payment_id_for(merchant.shard, merchant.id, otn)
+    payment = await svc.store.load_payment(pid) if pid else None
+    if payment is None:
+        raise not_found("payment")
+    return json_reply(200, payment.to_json())
+
+
+@routes.get("/v1/payments/{id}")
+async def get_payment(request: web.Request) -> web.Response:
+    merchant = await authenticate(request)
+    return json_reply(200, (await payment_of(request, merchant)).to_json())
+
+
+@routes.post("/v1/payments/{id}/close")
+async def close_payment(request: web.Request) -> web.Response:
+    svc = services(request)
+    merchant = await authenticate(request)
+    raw = await request.read()
+    if raw.strip():
+        parse_json_object(raw)
+    payment = await payment_of(request, merchant)
+    return await idempotent(request, merchant, raw, lambda: svc.engine.close(payment))

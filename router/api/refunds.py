@@ -1,0 +1,40 @@
+"""Refunds of a payment."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from router.api.common import authenticate, idempotent, json_reply, owned, services
+from router.api.payments import payment_of
+from router.validation import parse_json_object, refund_request
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/payments/{id}/refunds")
+async def create_refund(request: web.Request) -> web.Response:
+    svc = services(request)
+    merchant = await authenticate(request)
+    raw = await request.read()
+    req = refund_request(parse_json_object(raw))
+    payment = await payment_of(request, merchant)
+    return await idempotent(request, merchant, raw, lambda: svc.refunds.create(payment, req))
+
+
+@routes.get("/v1/payments/{id}/refunds")
+async def list_refunds(request: web.Request) -> web.Response:
+    svc = services(request)
+    merchant = await authenticate(request)
+    payment = await payment_of(request, merchant)
+    refunds = await svc.store.refunds_of(payment.id)
+    return json_reply(200, {"object": "list", "data": [r.to_json() for r in refunds]})
+
+
+@routes.get("/v1/refunds/{id}")
+async def get_refund(request: web.Request) -> web.Response:
+    svc = services(request)
+    merchant = await authenticate(request)
+    refund = await svc.store.load_refund(request.match_info["id"])
+    owned(merchant, refund.merchant_id if refund else None, "refund")
+    assert refund is not None
+    return json_reply(200, refund.to_json())

@@ -1,0 +1,39 @@
+"""/v1/sandbox: drive the simulated payer of a payment's rail (sandbox mode only)."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from router.api.common import authenticate, json_reply, services
+from router.api.payments import payment_of
+from router.domain import UNSETTLED
+from router.errors import RouterError, invalid_state
+
+routes = web.RouteTableDef()
+
+
+@routes.post(r"/v1/sandbox/payments/{id}/{outcome:pay|fail}")
+async def drive(request: web.Request) -> web.Response:
+    svc = services(request)
+    if not svc.settings.sandbox:
+        raise RouterError(404, "not_found", "Sandbox controls are off on this gateway.")
+    merchant = await authenticate(request)
+    payment = await payment_of(request, merchant)
+    if payment.status not in UNSETTLED:
+        raise invalid_state(f"The payment is already {payment.status}.")
+    attempt = payment.rail.current
+    rail = svc.settings.rail(attempt.rail)
+    if rail is None or not rail.base_url:
+        raise invalid_state(f"The {attempt.rail} rail has no simulator to drive.")
+    url = f"{rail.base_url}/sim/orders/{attempt.rail_order_no}/{request.match_info['outcome']}"
+    try:
+        async with svc.session.post(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            text = await resp.text()
+            if resp.status >= 300:
+                raise invalid_state(f"The simulator refused: {text[:200]}")
+    except aiohttp.ClientError:
+        raise RouterError(502, "adapter_error", "The simulator cannot be reached.") from None
+    # Learn the outcome now rather than waiting for the notification.
+    payment = await svc.engine.check(payment)
+    return json_reply(200, payment.to_json())

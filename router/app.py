@@ -1,0 +1,113 @@
+"""The gateway application: routes, middleware, and the resources of one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from adapters import registry
+from adapters.base import AdapterConfig
+from router.api import admin, notify, ops, payments, refunds, sandbox
+from router.engine import Engine
+from router.merchants import MerchantDirectory, load_pepper
+from router.metrics import Metrics
+from router.middleware import errors_and_metrics
+from router.railclient import RailClient
+from router.refunds import Refunds
+from router.routing import Router
+from router.services import METRICS, SERVICES, SETTINGS, Services
+from router.settings import Settings
+from router.store.store import Store
+from router.sweeper import Sweeper
+from router.webhooks import WebhookDispatcher
+
+log = logging.getLogger("payrouter")
+
+
+def create_app(settings: Settings, *, background: bool = True) -> web.Application:
+    """The gateway. `background=False` leaves out the sweeper and webhook workers (tests
+    that drive them by hand)."""
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[errors_and_metrics],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    for table in (payments.routes, refunds.routes, notify.routes, sandbox.routes,
+                  admin.routes, ops.routes):
+        app.add_routes(table)
+    app.cleanup_ctx.append(_resources)
+    if background:
+        app.cleanup_ctx.append(_background)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    if settings.redis.url is None:
+        raise RuntimeError("settings.redis.url must be set (the CLI starts embedded Redis)")
+    pool = BlockingConnectionPool.from_url(settings.redis.url, max_connections=64, timeout=5)
+    redis = Redis(connection_pool=pool)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
+    try:
+        pepper = await load_pepper(redis, settings.key_pepper)
+        adapters = registry.load(
+            AdapterConfig(name=r.name, base_url=r.base_url, keys_dir=r.keys_dir,
+                          options=r.options)
+            for r in settings.rails
+        )
+        store = Store(redis, settings.idempotency.ttl_s)
+        merchants = MerchantDirectory(redis, pepper, settings.redis.shards)
+        rails = RailClient(session, adapters, {r.name: r.timeout_s for r in settings.rails},
+                           metrics)
+        engine = Engine(store, rails, settings, metrics)
+        refund_engine = Refunds(store, rails, settings)
+        app[SERVICES] = Services(
+            settings=settings, metrics=metrics, redis=redis, store=store,
+            merchants=merchants, session=session, adapters=adapters, rails=rails,
+            router=Router(adapters, settings.default_method), engine=engine,
+            refunds=refund_engine,
+            sweeper=Sweeper(store, engine, refund_engine, settings.sweeper,
+                            settings.redis.shards, metrics),
+            webhooks=WebhookDispatcher(store, merchants, session, settings.webhooks,
+                                       settings.redis.shards, metrics, _consumer_name()),
+        )
+        yield
+    finally:
+        await session.close()
+        await redis.aclose()
+        await pool.aclose()
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    svc = app[SERVICES]
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(svc.sweeper.run(stop), name="sweeper"),
+        asyncio.create_task(svc.webhooks.run(stop), name="webhooks"),
+    ]
+    yield
+    stop.set()
+    # Let loops finish their current step; a delivery cut short stays pending in the
+    # stream and is reclaimed, so nothing is lost either way.
+    _, pending = await asyncio.wait(tasks, timeout=5)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+

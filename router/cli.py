@@ -1,0 +1,264 @@
+"""`payrouter serve | sim | merchants`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from router import sandbox
+from router.app import create_app
+from router.embedded import EmbeddedRedis, EmbeddedRedisError
+from router.merchants import MerchantDirectory, load_pepper
+from router.settings import Settings, SettingsError, load
+
+log = logging.getLogger("payrouter")
+
+
+def _run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run on uvloop when available (it is a dependency on Linux and macOS)."""
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - Windows
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(coro_fn())
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _start_gateway(settings: Settings, *, reuse_port: bool) -> web.AppRunner:
+    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    await web.TCPSite(runner, settings.server.host, settings.server.port,
+                      reuse_port=reuse_port or None).start()
+    return runner
+
+
+def _worker(settings: Settings) -> None:
+    """One extra gateway process sharing the port (SO_REUSEPORT)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def main() -> None:
+        runner = await _start_gateway(settings, reuse_port=True)
+        try:
+            await _until_signalled()
+        finally:
+            await runner.cleanup()
+
+    _run(main)
+
+
+# --------------------------------------------------------------------------- serve
+def serve(args: argparse.Namespace) -> int:
+    try:
+        settings = load(args.config)
+    except SettingsError as exc:
+        print(f"payrouter: {exc}", file=sys.stderr)
+        return 2
+    settings = _overrides(settings, args)
+    sandbox_mode = args.config is None
+    embedded: EmbeddedRedis | None = None
+    if settings.redis.url is None:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        try:
+            url = embedded.start()
+        except EmbeddedRedisError as exc:
+            print(f"payrouter: {exc}", file=sys.stderr)
+            return 1
+        settings = replace(settings, redis=replace(settings.redis, url=url))
+    try:
+        _run(lambda: _serve(settings, sandbox_mode))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    server = settings.server
+    if args.host:
+        server = replace(server, host=args.host)
+    if args.port is not None:
+        server = replace(server, port=args.port)
+    if args.workers is not None:
+        server = replace(server, workers=max(1, args.workers))
+    settings = replace(settings, server=server)
+    if args.redis_url:
+        settings = replace(settings, redis=replace(settings.redis, url=args.redis_url))
+    if args.data_dir:
+        settings = replace(settings, data_dir=Path(args.data_dir))
+    return settings
+
+
+async def _serve(settings: Settings, sandbox_mode: bool) -> None:
+    sims: list[web.AppRunner] = []
+    if sandbox_mode:
+        settings, sims = await sandbox.start_simulators(settings)
+    settings = sandbox.admin_token(settings)
+    demo = await _demo(settings) if settings.sandbox else None
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_worker, args=(settings,), daemon=True)
+               for _ in range(settings.server.workers - 1)]
+    for proc in workers:
+        proc.start()
+    gateway = await _start_gateway(settings, reuse_port=settings.server.workers > 1)
+    _banner(settings, demo, sandbox_mode)
+    try:
+        await _until_signalled()
+    finally:
+        print("payrouter: shutting down (in-flight requests finish first)", flush=True)
+        for proc in workers:
+            proc.terminate()
+        await gateway.cleanup()
+        for proc in workers:
+            proc.join(15)
+        for sim in sims:
+            await sim.cleanup()
+
+
+async def _demo(settings: Settings) -> sandbox.DemoMerchant:
+    assert settings.redis.url is not None
+    redis = Redis.from_url(settings.redis.url)
+    try:
+        pepper = await load_pepper(redis, settings.key_pepper)
+        merchants = MerchantDirectory(redis, pepper, settings.redis.shards)
+        return await sandbox.demo_merchant(settings, merchants)
+    finally:
+        await redis.aclose()
+
+
+def _banner(settings: Settings, demo: sandbox.DemoMerchant | None, sandbox_mode: bool) -> None:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    lines = [f"payrouter: listening on {base} ({settings.server.workers} process(es))"]
+    lines.append(f"  redis:       {settings.redis.url}")
+    for rail in settings.rails:
+        lines.append(f"  rail {rail.name + ':':<8}{rail.base_url or '(in process)'}")
+    assert settings.admin_token is not None
+    lines.append(f"  admin token: {settings.admin_token.reveal()}")
+    if demo is not None:
+        lines.append(f"  demo merchant {demo.id}, API key: {demo.api_key}")
+        lines.append(f"  try: curl -s {base}/v1/payments -H 'Authorization: Bearer "
+                     f"{demo.api_key}' -d '{{\"amount\":100,\"currency\":\"CNY\","
+                     f"\"out_trade_no\":\"try-1\",\"scene\":\"quickpay\",\"method\":\"bank\","
+                     f"\"payer\":{{\"auth_code\":\"134567890123456781\"}}}}'")
+    if sandbox_mode:
+        lines.append(f"  sandbox mode: data in {settings.data_dir.resolve()}; Ctrl-C stops")
+    print("\n".join(lines), flush=True)
+
+
+# --------------------------------------------------------------------------- sim
+def sim(args: argparse.Namespace) -> int:
+    keys_dir = Path(args.keys_dir) if args.keys_dir else Path("sandbox-keys") / args.rail
+    try:
+        app = sandbox.simulator_app(args.rail, keys_dir, args.time_scale)
+    except ValueError as exc:
+        print(f"payrouter: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        await web.TCPSite(runner, args.host, args.port).start()
+        print(f"payrouter: {args.rail} simulator on http://{args.host}:{args.port} "
+              f"(keys in {keys_dir.resolve()})", flush=True)
+        try:
+            await _until_signalled()
+        finally:
+            await runner.cleanup()
+
+    _run(main)
+    return 0
+
+
+# --------------------------------------------------------------------------- merchants
+def merchants(args: argparse.Namespace) -> int:
+    try:
+        settings = load(args.config)
+    except SettingsError as exc:
+        print(f"payrouter: {exc}", file=sys.stderr)
+        return 2
+    if args.redis_url:
+        settings = replace(settings, redis=replace(settings.redis, url=args.redis_url))
+    if settings.redis.url is None:
+        print("payrouter: give --redis-url or a --config with [redis] url "
+              "(the embedded Redis runs only inside 'payrouter serve')", file=sys.stderr)
+        return 2
+    url = settings.redis.url
+
+    async def main() -> None:
+        redis = Redis.from_url(url)
+        try:
+            pepper = await load_pepper(redis, settings.key_pepper)
+            directory = MerchantDirectory(redis, pepper, settings.redis.shards)
+            merchant, api_key = await directory.create(args.name, args.webhook_secret)
+        finally:
+            await redis.aclose()
+        print(f"merchant {merchant.id}\napi_key {api_key}\n"
+              f"webhook_secret {merchant.webhook_secret.reveal()}")
+
+    _run(main)
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="payrouter", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gateway (no --config: sandbox mode)")
+    s.add_argument("--config", type=Path, help="TOML settings file")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int, help="processes sharing the port")
+    s.add_argument("--redis-url", help="use this Redis instead of the embedded one")
+    s.add_argument("--data-dir", help="where embedded Redis and sandbox files live")
+    s.set_defaults(func=serve)
+
+    m = sub.add_parser("sim", help="run one rail simulator")
+    m.add_argument("rail", choices=sandbox.SIMULATED_RAILS)
+    m.add_argument("--port", type=int, required=True)
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--keys-dir", help="credential bundle (written when absent)")
+    m.add_argument("--time-scale", type=float, default=1.0,
+                   help="multiplies the simulator's delays (e.g. 0.1 for fast tests)")
+    m.set_defaults(func=sim)
+
+    c = sub.add_parser("merchants", help="manage merchants")
+    csub = c.add_subparsers(dest="action", required=True)
+    create = csub.add_parser("create", help="create a merchant and print its API key once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--webhook-secret")
+    create.add_argument("--config", type=Path)
+    create.add_argument("--redis-url")
+    create.set_defaults(func=merchants)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

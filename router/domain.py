@@ -1,0 +1,322 @@
+"""Payments and refunds: statuses, the one transition table, and their public JSON.
+
+A payment record in Redis is a small hash (see `store/keys.py`): immutable creation data
+in one msgpack blob, the mutable rail-facing state in another, and the few numbers the
+Lua scripts must read (status, version, amount, refunded, reserved) as plain fields.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, final
+
+import msgpack
+
+from router.errors import invalid_state
+
+
+class Status(enum.StrEnum):
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CLOSED = "closed"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+class RefundStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# Every allowed move of a payment. Refund-driven moves (succeeded → partially_refunded →
+# refunded) are applied by the refund script from the refunded sum, listed here for the
+# record. Staying in the same status (e.g. processing → processing with new rail data)
+# is allowed for the non-terminal ones.
+TRANSITIONS: Final[dict[Status, frozenset[Status]]] = {
+    Status.PROCESSING: frozenset(
+        {Status.PROCESSING, Status.REQUIRES_ACTION, Status.SUCCEEDED, Status.FAILED, Status.CLOSED}
+    ),
+    Status.REQUIRES_ACTION: frozenset(
+        {Status.REQUIRES_ACTION, Status.PROCESSING, Status.SUCCEEDED, Status.FAILED, Status.CLOSED}
+    ),
+    Status.SUCCEEDED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED}),
+    Status.PARTIALLY_REFUNDED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED}),
+    Status.FAILED: frozenset(),
+    Status.CLOSED: frozenset(),
+    Status.REFUNDED: frozenset(),
+}
+
+REFUNDABLE: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED})
+UNSETTLED: Final = frozenset({Status.PROCESSING, Status.REQUIRES_ACTION})
+
+# The webhook event sent when a payment enters a status.
+PAYMENT_EVENTS: Final[dict[Status, str]] = {
+    Status.SUCCEEDED: "payment.succeeded",
+    Status.FAILED: "payment.failed",
+    Status.CLOSED: "payment.closed",
+}
+REFUND_EVENTS: Final[dict[RefundStatus, str]] = {
+    RefundStatus.SUCCEEDED: "refund.succeeded",
+    RefundStatus.FAILED: "refund.failed",
+}
+
+
+def _pack(obj: object) -> bytes:
+    packed: bytes = msgpack.packb(obj)
+    return packed
+
+
+def check_transition(current: Status, new: Status) -> None:
+    if new not in TRANSITIONS[current]:
+        raise invalid_state(f"A payment cannot go from {current} to {new}.")
+
+
+def iso(ms: int) -> str:
+    """RFC 3339 UTC with millisecond precision."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+# --------------------------------------------------------------------------- payment
+@final
+@dataclass(slots=True)
+class Attempt:
+    """One try at one rail; `rail_order_no` is the rail-side idempotency key."""
+
+    number: int
+    rail: str
+    rail_order_no: str
+
+    def to_wire(self) -> list[Any]:
+        return [self.number, self.rail, self.rail_order_no]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> Attempt:
+        return cls(int(raw[0]), str(raw[1]), str(raw[2]))
+
+
+@final
+@dataclass(slots=True)
+class RailState:
+    """The mutable, rail-facing part of a payment (blob `x`)."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    action: dict[str, Any] | None = None
+    failure: dict[str, str] | None = None
+    rail_reference: str | None = None
+    checks: int = 0  # how many times the sweeper has queried the rail
+
+    def pack(self) -> bytes:
+        return _pack(
+            [
+                [a.to_wire() for a in self.attempts],
+                self.action,
+                self.failure,
+                self.rail_reference,
+                self.checks,
+            ]
+        )
+
+    @classmethod
+    def unpack(cls, blob: bytes) -> RailState:
+        attempts, action, failure, ref, checks = msgpack.unpackb(blob)
+        return cls([Attempt.from_wire(a) for a in attempts], action, failure, ref, checks)
+
+    @property
+    def current(self) -> Attempt:
+        return self.attempts[-1]
+
+
+@final
+@dataclass(slots=True)
+class Payment:
+    id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    out_trade_no: str
+    scene: str
+    method: str
+    description: str
+    payer: dict[str, str]
+    notify_url: str | None
+    metadata: dict[str, str]
+    routing: dict[str, Any]
+    created_ms: int
+    # mutable
+    status: Status
+    version: int
+    updated_ms: int
+    refunded_amount: int
+    rail: RailState
+
+    # -- creation blob (`d`): written once
+    def pack_creation(self) -> bytes:
+        return _pack(
+            [
+                self.id,
+                self.merchant_id,
+                self.amount,
+                self.currency,
+                self.out_trade_no,
+                self.scene,
+                self.method,
+                self.description,
+                self.payer,
+                self.notify_url,
+                self.metadata,
+                self.routing,
+                self.created_ms,
+            ]
+        )
+
+    @classmethod
+    def from_hash(cls, fields: dict[bytes, bytes]) -> Payment:
+        (pid, mid, amount, currency, otn, scene, method, desc, payer, url, meta, routing,
+         created) = msgpack.unpackb(fields[b"d"])
+        return cls(
+            id=pid,
+            merchant_id=mid,
+            amount=amount,
+            currency=currency,
+            out_trade_no=otn,
+            scene=scene,
+            method=method,
+            description=desc,
+            payer=payer,
+            notify_url=url,
+            metadata=meta,
+            routing=routing,
+            created_ms=created,
+            status=Status(fields[b"s"].decode()),
+            version=int(fields[b"v"]),
+            updated_ms=int(fields[b"u"]),
+            refunded_amount=int(fields.get(b"rf", b"0")),
+            rail=RailState.unpack(fields[b"x"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "payment",
+            "status": self.status.value,
+            "amount": self.amount,
+            "currency": self.currency,
+            "out_trade_no": self.out_trade_no,
+            "scene": self.scene,
+            "method": self.method,
+            "adapter": self.rail.current.rail if self.rail.attempts else self.method,
+            "description": self.description,
+            "refunded_amount": self.refunded_amount,
+            "metadata": self.metadata,
+            "created_at": iso(self.created_ms),
+            "updated_at": iso(self.updated_ms),
+            "routing": self.routing,
+            "attempts": [
+                {"number": a.number, "adapter": a.rail, "rail_order_no": a.rail_order_no}
+                for a in self.rail.attempts
+            ],
+        }
+        if self.notify_url:
+            body["notify_url"] = self.notify_url
+        if self.rail.action is not None and self.status in UNSETTLED:
+            body["action"] = self.rail.action
+        if self.rail.failure is not None and self.status is Status.FAILED:
+            body["failure"] = self.rail.failure
+        if self.rail.rail_reference:
+            body["rail_reference"] = self.rail.rail_reference
+        return body
+
+
+# --------------------------------------------------------------------------- refund
+@final
+@dataclass(slots=True)
+class Refund:
+    id: str
+    payment_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    out_refund_no: str
+    reason: str | None
+    rail: str
+    rail_order_no: str
+    created_ms: int
+    status: RefundStatus
+    updated_ms: int
+    failure: dict[str, str] | None = None
+    rail_reference: str | None = None
+    checks: int = 0
+
+    def pack_creation(self) -> bytes:
+        return _pack(
+            [
+                self.id,
+                self.payment_id,
+                self.merchant_id,
+                self.amount,
+                self.currency,
+                self.out_refund_no,
+                self.reason,
+                self.rail,
+                self.rail_order_no,
+                self.created_ms,
+            ]
+        )
+
+    def pack_state(self) -> bytes:
+        return _pack([self.failure, self.rail_reference, self.checks])
+
+    @classmethod
+    def from_hash(cls, fields: dict[bytes, bytes]) -> Refund:
+        rid, pid, mid, amount, currency, orn, reason, rail, rail_order_no, created = (
+            msgpack.unpackb(fields[b"d"])
+        )
+        failure, ref, checks = msgpack.unpackb(fields[b"x"])
+        return cls(
+            id=rid,
+            payment_id=pid,
+            merchant_id=mid,
+            amount=amount,
+            currency=currency,
+            out_refund_no=orn,
+            reason=reason,
+            rail=rail,
+            rail_order_no=rail_order_no,
+            created_ms=created,
+            status=RefundStatus(fields[b"s"].decode()),
+            updated_ms=int(fields[b"u"]),
+            failure=failure,
+            rail_reference=ref,
+            checks=checks,
+        )
+
+    @property
+    def rail_refund_no(self) -> str:
+        """The rail-side key of this refund: stable across retries."""
+        return self.id.removeprefix("re_")
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "refund",
+            "payment_id": self.payment_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "out_refund_no": self.out_refund_no,
+            "status": self.status.value,
+            "created_at": iso(self.created_ms),
+            "updated_at": iso(self.updated_ms),
+        }
+        if self.reason:
+            body["reason"] = self.reason
+        if self.failure is not None and self.status is RefundStatus.FAILED:
+            body["failure"] = self.failure
+        if self.rail_reference:
+            body["rail_reference"] = self.rail_reference
+        return body

@@ -1,0 +1,384 @@
+"""Payments: create → call the rail → compare-and-set; close; settle unknown outcomes.
+
+Unknown is not failed: a timeout, a 5xx or an unverifiable answer leaves the payment
+`processing` with a sweeper entry, and only the rail's own word (an answer, a verified
+notification or a query) moves it on. Every rail call for an attempt carries the same
+`rail_order_no`, so repeating it can never charge twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, assert_never, final
+
+from adapters.base import Charge, Close, Query, RailError, RailResult, RailStatus, Reverse
+from router.domain import (
+    PAYMENT_EVENTS,
+    TRANSITIONS,
+    UNSETTLED,
+    Attempt,
+    Payment,
+    RailState,
+    Status,
+)
+from router.errors import RouterError, invalid_state
+from router.events import event, now_ms
+from router.limits import LIMIT_NAMES, payment_specs, too_many
+from router.merchants import Merchant
+from router.metrics import Metrics
+from router.railclient import RailClient
+from router.replies import IdemTicket, Reply
+from router.settings import Settings
+from router.store import keys
+from router.store.store import Finish, Store
+from router.validation import PaymentRequest
+
+log = logging.getLogger("payrouter.engine")
+
+Mutation = Callable[[RailState], None]
+
+
+def rail_order_no(payment_id: str, attempt: int) -> str:
+    """The rail-side idempotency key of one attempt (≤ 32 chars of [0-9A-Za-z_])."""
+    return f"{payment_id.removeprefix('pay_')}_{attempt}"
+
+
+def payment_id_of(rail_order: str) -> str:
+    return "pay_" + rail_order.rsplit("_", 1)[0]
+
+
+def status_of(result: RailResult) -> Status | None:
+    """The payment status a rail result proves, or None when it proves nothing."""
+    match result.status:
+        case RailStatus.REQUIRES_ACTION:
+            return Status.REQUIRES_ACTION
+        case RailStatus.PROCESSING:
+            return Status.PROCESSING
+        case RailStatus.SUCCEEDED:
+            return Status.SUCCEEDED
+        case RailStatus.FAILED:
+            return Status.FAILED
+        case RailStatus.CLOSED:
+            return Status.CLOSED
+        case RailStatus.NOT_FOUND:
+            return None
+        case _:
+            assert_never(result.status)
+
+
+def record_result(result: RailResult) -> Mutation:
+    def mutate(state: RailState) -> None:
+        if result.action is not None:
+            state.action = result.action.to_json()
+        if result.rail_reference:
+            state.rail_reference = result.rail_reference
+        if result.status is RailStatus.FAILED:
+            state.failure = {
+                "code": result.failure_code or "rail_refused",
+                "message": result.failure_message or "The rail refused the payment.",
+            }
+    return mutate
+
+
+def record_error(err: RailError) -> Mutation:
+    def mutate(state: RailState) -> None:
+        state.failure = {"code": err.code, "message": err.message}
+    return mutate
+
+
+def _count_check(state: RailState) -> None:
+    state.checks += 1
+
+
+@final
+class Engine:
+    __slots__ = ("metrics", "rails", "settings", "store")
+
+    def __init__(self, store: Store, rails: RailClient, settings: Settings,
+                 metrics: Metrics) -> None:
+        self.store = store
+        self.rails = rails
+        self.settings = settings
+        self.metrics = metrics
+
+    # ----------------------------------------------------------------- create
+    async def create(
+        self,
+        merchant: Merchant,
+        req: PaymentRequest,
+        rail: str,
+        routing: dict[str, Any],
+        idem: tuple[str, str] | None,  # (Idempotency-Key, request hash)
+    ) -> Reply:
+        now = now_ms()
+        pid = keys.new_id("pay", merchant.shard)
+        payment = Payment(
+            id=pid, merchant_id=merchant.id, amount=req.amount, currency=req.currency,
+            out_trade_no=req.out_trade_no, scene=req.scene, method=req.method or rail,
+            description=req.description, payer=req.payer, notify_url=req.notify_url,
+            metadata=req.metadata, routing=routing, created_ms=now,
+            status=Status.PROCESSING, version=1, updated_ms=now, refunded_amount=0,
+            rail=RailState([Attempt(1, rail, rail_order_no(pid, 1))]),
+        )
+        owner = keys.new_id("own", merchant.shard)
+        sweep = self.settings.sweeper
+        outcome = await self.store.create_payment(
+            payment,
+            shard=merchant.shard,
+            fingerprint=req.fingerprint(),
+            idem=(idem[0], idem[1], owner) if idem else None,
+            lease_ms=int(self.settings.idempotency.lease_s * 1000),
+            first_due_ms=now + int(sweep.first_check_s * 1000),
+            limits=payment_specs(self.settings, merchant, req.payer, rail),
+        )
+        ticket = IdemTicket(merchant.shard, merchant.id, idem[0], owner) if idem else None
+        match outcome.kind:
+            case "created":
+                return await self._charge(payment, ticket)
+            case "replay":
+                return Reply(int(outcome.values[0]), outcome.values[1],
+                             {"Idempotent-Replayed": "true"})
+            case "in_use":
+                raise RouterError(409, "idempotency_key_in_use",
+                                  "A request with this Idempotency-Key is still in progress.")
+            case "reused":
+                raise RouterError(422, "idempotency_key_reused",
+                                  "This Idempotency-Key was used with a different request body.")
+            case "limited":
+                limited = outcome.limited()
+                which = LIMIT_NAMES[limited.which]
+                self.metrics.rate_limited.labels(which).inc()
+                raise too_many(limited, which)
+            case "conflict":
+                raise RouterError(409, "out_trade_no_used",
+                                  "out_trade_no was already used with different parameters.",
+                                  param="out_trade_no")
+            case "exists":
+                return await self._existing(outcome.values[0].decode(), ticket, 200)
+            case "takeover":
+                return await self._existing(outcome.values[0].decode(), ticket, 201,
+                                            recover=True)
+            case other:
+                raise RuntimeError(f"unexpected create outcome {other}")
+
+    async def _charge(self, payment: Payment, ticket: IdemTicket | None) -> Reply:
+        attempt = payment.rail.current
+        try:
+            result = await self.rails.call(attempt.rail, self.charge_op(payment))
+        except RailError as err:
+            return await self._charge_failed(payment, err, ticket)
+        status = status_of(result) or Status.PROCESSING
+        moved, _ = await self.move(payment, status, record_result(result), ticket=ticket,
+                                   reply=lambda p: Reply.json(201, p.to_json()))
+        return Reply.json(201, moved.to_json())
+
+    async def _charge_failed(
+        self, payment: Payment, err: RailError, ticket: IdemTicket | None
+    ) -> Reply:
+        if err.definitive:
+            status, mutate = Status.FAILED, record_error(err)
+        else:
+            status, mutate = Status.PROCESSING, _count_check
+        unreachable = err.code == "RAIL_UNREACHABLE"
+
+        def reply(p: Payment) -> Reply:
+            if err.definitive and not unreachable:
+                return Reply.json(201, p.to_json())
+            code, http = ("adapter_timeout", 504) if err.code == "RAIL_TIMEOUT" else (
+                "adapter_error", 502)
+            message = ("The rail could not be reached; the payment failed."
+                       if unreachable else
+                       "The rail's answer is unknown; the payment stays processing and is "
+                       "settled by querying the rail.")
+            return Reply.error(RouterError(http, code, message, extra={
+                "payment_id": p.id, "payment_status": p.status.value}))
+
+        moved, _ = await self.move(payment, status, mutate, ticket=ticket, reply=reply)
+        return reply(moved)
+
+    async def _existing(
+        self, pid: str, ticket: IdemTicket | None, status: int, *, recover: bool = False
+    ) -> Reply:
+        payment = await self.store.load_payment(pid)
+        if payment is None:
+            raise RuntimeError(f"index points at missing payment {pid}")
+        if recover and payment.status in UNSETTLED:
+            # The claim's owner died: ask the rail before anything else.
+            payment = await self.check(payment, resend_if_missing=True)
+        reply = Reply.json(status, payment.to_json())
+        if ticket is not None:
+            await self.store.idem_settle(ticket.shard, ticket.merchant_id, ticket.key,
+                                         ticket.owner, reply.status, reply.body)
+        return reply
+
+    def charge_op(self, payment: Payment) -> Charge:
+        attempt = payment.rail.current
+        return Charge(
+            rail_order_no=attempt.rail_order_no, amount=payment.amount,
+            currency=payment.currency, scene=payment.scene, description=payment.description,
+            payer=payment.payer, metadata=payment.metadata,
+            notify_url=f"{self.settings.server.base_url()}/v1/notify/{attempt.rail}",
+        )
+
+    # ----------------------------------------------------------------- transitions
+    async def move(
+        self,
+        payment: Payment,
+        status: Status,
+        mutate: Mutation,
+        *,
+        ticket: IdemTicket | None = None,
+        reply: Callable[[Payment], Reply] | None = None,
+    ) -> tuple[Payment, bool]:
+        """Compare-and-set `payment` into `status`. On a lost race, re-read and retry while
+        the move is still allowed. Returns the payment as it now is, and whether we moved it.
+        """
+        current = payment
+        for _ in range(5):
+            if status not in TRANSITIONS[current.status]:
+                break
+            new = self._next(current, status, mutate)
+            finish = self._finish(current, new, ticket, reply)
+            outcome = await self.store.transition(new, current.version,
+                                                  current.status.value, finish)
+            if outcome.kind == "ok":
+                if new.status is not current.status:
+                    self.metrics.payments.labels(new.rail.current.rail, new.status.value).inc()
+                return new, True
+            reloaded = await self.store.load_payment(payment.id)
+            if reloaded is None:
+                raise RuntimeError(f"payment {payment.id} vanished")
+            current = reloaded
+        if ticket is not None and reply is not None:
+            answer = reply(current)
+            await self.store.idem_settle(ticket.shard, ticket.merchant_id, ticket.key,
+                                         ticket.owner, answer.status, answer.body)
+        return current, False
+
+    def _next(self, current: Payment, status: Status, mutate: Mutation) -> Payment:
+        state = RailState.unpack(current.rail.pack())
+        mutate(state)
+        return replace(current, status=status, version=current.version + 1,
+                       updated_ms=max(now_ms(), current.updated_ms + 1), rail=state)
+
+    def _finish(
+        self, current: Payment, new: Payment, ticket: IdemTicket | None,
+        reply: Callable[[Payment], Reply] | None,
+    ) -> Finish:
+        event_id, event_body = "", b""
+        event_type = PAYMENT_EVENTS.get(new.status)
+        if event_type and new.status is not current.status:
+            event_id, event_body = event(keys.shard_of(new.id) or 0, event_type,
+                                         new.to_json(), new.updated_ms)
+        answer = reply(new) if (ticket and reply) else None
+        return Finish(
+            due_action=self._due(new),
+            event_id=event_id,
+            event_body=event_body,
+            webhook_url=new.notify_url or "",
+            idem_key=ticket.key if ticket else "",
+            idem_owner=ticket.owner if ticket else "",
+            idem_status=answer.status if answer else 0,
+            idem_body=answer.body if answer else b"",
+        )
+
+    def _due(self, payment: Payment) -> str:
+        """When the sweeper should next look at this payment ("-": never)."""
+        sweep = self.settings.sweeper
+        if payment.status not in UNSETTLED:
+            return "-"
+        if payment.status is Status.REQUIRES_ACTION:
+            # Notifications normally settle these; queries back off to catch lost ones.
+            delay = min(sweep.first_check_s * 2 ** min(payment.rail.checks, 10), 600.0)
+        else:
+            delay = sweep.query_every_s
+        return str(now_ms() + int(delay * 1000))
+
+    # ----------------------------------------------------------------- settling
+    async def apply(self, payment: Payment, result: RailResult) -> Payment:
+        """Apply a rail's definitive word (answer, notification, query) to a payment."""
+        status = status_of(result)
+        if status is None or status not in TRANSITIONS[payment.status]:
+            return payment
+        moved, _ = await self.move(payment, status, record_result(result))
+        return moved
+
+    async def check(self, payment: Payment, *, resend_if_missing: bool = False) -> Payment:
+        """Query the rail about an unsettled payment and move it on; reverse or close it
+        when the rules say it will not be paid. Used by the sweeper and by recovery."""
+        attempt = payment.rail.current
+        result: RailResult | None
+        try:
+            result = await self.rails.call(attempt.rail, Query(attempt.rail_order_no))
+            if result.status is RailStatus.NOT_FOUND and resend_if_missing:
+                # The rail never saw the charge: sending it again with the same
+                # rail_order_no is safe, the rail dedupes on it.
+                result = await self.rails.call(attempt.rail, self.charge_op(payment))
+        except RailError as err:
+            if err.definitive and resend_if_missing:
+                moved, _ = await self.move(payment, Status.FAILED, record_error(err))
+                return moved
+            result = None
+        status = status_of(result) if result else None
+        if status in (Status.SUCCEEDED, Status.FAILED, Status.CLOSED):
+            assert result is not None
+            return await self.apply(payment, result)
+        age_s = (now_ms() - payment.created_ms) / 1000
+        sweep = self.settings.sweeper
+        if payment.status is Status.REQUIRES_ACTION or status is Status.REQUIRES_ACTION:
+            if age_s > sweep.order_expiry_s:
+                return await self._end(payment, Close(attempt.rail_order_no))
+        else:
+            window = (sweep.confirm_window_s if payment.scene == "quickpay"
+                      else sweep.unknown_window_s)
+            if age_s > window:
+                return await self._end(payment, Reverse(attempt.rail_order_no))
+        def observe(state: RailState) -> None:
+            if result is not None:
+                record_result(result)(state)
+            state.checks += 1
+
+        moved, _ = await self.move(payment, status or payment.status, observe)
+        return moved
+
+    async def _end(self, payment: Payment, op: Close | Reverse) -> Payment:
+        """Close or reverse at the rail; only the rail's confirmation closes the payment."""
+        try:
+            result = await self.rails.call(payment.rail.current.rail, op)
+        except RailError as err:
+            log.warning("%s of %s failed (%s); will retry", type(op).__name__, payment.id,
+                        err.code)
+            moved, _ = await self.move(payment, payment.status, _count_check)
+            return moved
+        return await self.apply(payment, result)
+
+    # ----------------------------------------------------------------- close
+    async def close(self, payment: Payment) -> Reply:
+        if payment.status is Status.CLOSED:
+            return Reply.json(200, payment.to_json())
+        if payment.status not in UNSETTLED:
+            raise invalid_state(f"A {payment.status} payment cannot be closed.")
+        attempt = payment.rail.current
+        op: Close | Reverse = (
+            Close(attempt.rail_order_no) if payment.status is Status.REQUIRES_ACTION
+            else Reverse(attempt.rail_order_no)
+        )
+        try:
+            result = await self.rails.call(attempt.rail, op)
+        except RailError as err:
+            if err.definitive:
+                # e.g. already paid: learn the truth, then refuse.
+                checked = await self.check(payment)
+                raise invalid_state(
+                    f"The rail refused to close the payment ({err.code}); it is "
+                    f"{checked.status}."
+                ) from None
+            raise RouterError(502, "adapter_error",
+                              "The rail's answer to the close is unknown; retry later.",
+                              extra={"payment_id": payment.id}) from None
+        moved = await self.apply(payment, result)
+        if moved.status is not Status.CLOSED:
+            raise invalid_state(f"The payment could not be closed; it is {moved.status}.")
+        return Reply.json(200, moved.to_json())

@@ -1,0 +1,66 @@
+"""Which rate limits apply to a call, and the 429 a refusal becomes."""
+
+from __future__ import annotations
+
+import math
+
+from router.errors import RouterError
+from router.merchants import Merchant
+from router.settings import RateLimit, Settings
+from router.store import keys
+from router.store.store import Limited, LimitSpec
+from router.validation import digest
+
+_NO_LIMIT = LimitSpec("", 0.0, 0)
+LIMIT_NAMES = ("merchant", "payer", "rail")
+
+
+def payer_identity(payer: dict[str, str]) -> str | None:
+    """The strongest payer identifier present, hashed to bound key size."""
+    for field in ("auth_code", "openid", "buyer_id", "client_ip"):
+        if value := payer.get(field):
+            return digest(field.encode(), value.encode())[:16]
+    return None
+
+
+def merchant_spec(settings: Settings, merchant: Merchant) -> LimitSpec:
+    rate = merchant.rate_limit or settings.limits.merchant
+    return _spec(keys.merchant_limit(merchant.shard, merchant.id), rate)
+
+
+def payment_specs(
+    settings: Settings, merchant: Merchant, payer: dict[str, str], rail: str
+) -> list[LimitSpec]:
+    """merchant, payer, rail — in the order of LIMIT_NAMES."""
+    specs = [merchant_spec(settings, merchant)]
+    identity = payer_identity(payer)
+    if identity is None:
+        specs.append(_NO_LIMIT)
+    else:
+        rate = merchant.payer_limit or settings.limits.payer
+        specs.append(_spec(keys.payer_limit(merchant.shard, merchant.id, identity), rate))
+    rail_settings = settings.rail(rail)
+    if rail_settings is None or rail_settings.rate_limit is None:
+        specs.append(_NO_LIMIT)
+    else:
+        specs.append(_spec(keys.rail_limit(rail), rail_settings.rate_limit))
+    return specs
+
+
+def _spec(key: str, rate: RateLimit) -> LimitSpec:
+    return LimitSpec(key, rate.interval_ms(), rate.burst)
+
+
+def too_many(limited: Limited, which: str) -> RouterError:
+    retry_s = max(1, math.ceil(limited.wait_ms / 1000))
+    return RouterError(
+        429,
+        "rate_limited",
+        f"Too many requests: the {which} limit was reached. Retry after {retry_s} s.",
+        headers={
+            "Retry-After": str(retry_s),
+            "RateLimit-Limit": str(limited.burst),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(retry_s),
+        },
+    )

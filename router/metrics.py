@@ -1,0 +1,64 @@
+"""Prometheus metrics, in a registry owned by the app (no process-global state)."""
+
+from __future__ import annotations
+
+from typing import final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+@final
+class Metrics:
+    __slots__ = (
+        "payments",
+        "rail_calls",
+        "rail_latency",
+        "rate_limited",
+        "registry",
+        "requests",
+        "sweeps",
+        "webhook_deliveries",
+        "webhook_failures",
+    )
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "payrouter_http_requests", "HTTP requests by route and status", ["route", "status"],
+            registry=r,
+        )
+        self.payments = Counter(
+            "payrouter_payments", "Payments reaching a status, by rail", ["rail", "outcome"],
+            registry=r,
+        )
+        self.rail_calls = Counter(
+            "payrouter_rail_calls", "Calls to rails by operation and result",
+            ["rail", "operation", "result"], registry=r,
+        )
+        self.rail_latency = Histogram(
+            "payrouter_rail_latency_seconds", "Rail call latency", ["rail", "operation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "payrouter_rate_limited", "Calls refused by a rate limit", ["limit"], registry=r
+        )
+        self.webhook_deliveries = Counter(
+            "payrouter_webhook_deliveries", "Webhook deliveries acknowledged by merchants",
+            registry=r,
+        )
+        self.webhook_failures = Counter(
+            "payrouter_webhook_failures", "Webhook delivery attempts that failed", ["final"],
+            registry=r,
+        )
+        self.sweeps = Counter(
+            "payrouter_sweeper_checks", "Unsettled items examined by the sweeper", ["kind"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,155 @@
+"""Refunds: reserve atomically against the paid amount, call the rail, settle.
+
+The reservation (create_refund.lua) is what makes over-refunding impossible: the sum of
+refunds that are processing or succeeded never exceeds the amount paid, whatever the
+concurrency. A failed refund frees its reservation; a succeeded one adds to the
+payment's refunded amount and moves it to partially_refunded / refunded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import final
+
+from adapters.base import RailError, RailResult, RailStatus, RefundQuery
+from adapters.base import Refund as RefundOp
+from router.domain import REFUND_EVENTS, Payment, Refund, RefundStatus
+from router.errors import RouterError, invalid_state, not_found
+from router.events import event, now_ms
+from router.railclient import RailClient
+from router.replies import Reply
+from router.settings import Settings
+from router.store import keys
+from router.store.store import Finish, Store
+from router.validation import RefundRequest
+
+log = logging.getLogger("payrouter.refunds")
+
+
+def refund_id_of(rail_refund_no: str) -> str:
+    return "re_" + rail_refund_no
+
+
+def refund_status_of(result: RailResult) -> RefundStatus | None:
+    match result.status:
+        case RailStatus.SUCCEEDED:
+            return RefundStatus.SUCCEEDED
+        case RailStatus.FAILED | RailStatus.CLOSED:
+            return RefundStatus.FAILED
+        case RailStatus.PROCESSING | RailStatus.REQUIRES_ACTION | RailStatus.NOT_FOUND:
+            return None
+
+
+@final
+class Refunds:
+    __slots__ = ("rails", "settings", "store")
+
+    def __init__(self, store: Store, rails: RailClient, settings: Settings) -> None:
+        self.store = store
+        self.rails = rails
+        self.settings = settings
+
+    async def create(self, payment: Payment, req: RefundRequest) -> Reply:
+        now = now_ms()
+        shard = keys.shard_of(payment.id) or 0
+        attempt = payment.rail.current
+        refund = Refund(
+            id=keys.new_id("re", shard), payment_id=payment.id, merchant_id=payment.merchant_id,
+            amount=req.amount, currency=payment.currency, out_refund_no=req.out_refund_no,
+            reason=req.reason, rail=attempt.rail, rail_order_no=attempt.rail_order_no,
+            created_ms=now, status=RefundStatus.PROCESSING, updated_ms=now,
+        )
+        outcome = await self.store.create_refund(
+            refund, fingerprint=req.fingerprint(),
+            first_due_ms=now + int(self.settings.sweeper.first_check_s * 1000),
+        )
+        match outcome.kind:
+            case "created":
+                settled = await self._send(refund, payment)
+                return Reply.json(201, settled.to_json())
+            case "exists":
+                existing = await self.store.load_refund(outcome.values[0].decode())
+                if existing is None:
+                    raise RuntimeError("refund index points at a missing refund")
+                return Reply.json(200, existing.to_json())
+            case "conflict":
+                raise RouterError(409, "out_refund_no_used",
+                                  "out_refund_no was already used with different parameters.",
+                                  param="out_refund_no")
+            case "state":
+                current = outcome.values[0].decode()
+                raise invalid_state(f"Only a paid payment can be refunded; this one is {current}.")
+            case "exceeds":
+                raise RouterError(
+                    422, "refund_exceeds_amount",
+                    f"Refunds would exceed the amount paid; at most "
+                    f"{outcome.values[0].decode()} can still be refunded.", param="amount",
+                )
+            case "missing":
+                raise not_found("payment")
+            case other:
+                raise RuntimeError(f"unexpected refund outcome {other}")
+
+    def _op(self, refund: Refund, payment_amount: int) -> RefundOp:
+        return RefundOp(
+            rail_order_no=refund.rail_order_no, rail_refund_no=refund.rail_refund_no,
+            amount=refund.amount, total=payment_amount, currency=refund.currency,
+            reason=refund.reason or "", notify_url=(
+                f"{self.settings.server.base_url()}/v1/notify/{refund.rail}"),
+        )
+
+    async def _send(self, refund: Refund, payment: Payment) -> Refund:
+        try:
+            result = await self.rails.call(refund.rail, self._op(refund, payment.amount))
+        except RailError as err:
+            if not err.definitive:
+                return await self.move(refund, RefundStatus.PROCESSING, payment.notify_url)
+            failed = replace(refund, failure={"code": err.code, "message": err.message})
+            return await self.move(failed, RefundStatus.FAILED, payment.notify_url)
+        return await self.apply(refund, result, payment.notify_url)
+
+    async def apply(self, refund: Refund, result: RailResult, webhook_url: str | None) -> Refund:
+        status = refund_status_of(result)
+        if result.status is RailStatus.FAILED:
+            refund = replace(refund, failure={
+                "code": result.failure_code or "refund_refused",
+                "message": result.failure_message or "The rail refused the refund."})
+        if result.rail_reference:
+            refund = replace(refund, rail_reference=result.rail_reference)
+        return await self.move(refund, status or RefundStatus.PROCESSING, webhook_url)
+
+    async def move(self, refund: Refund, status: RefundStatus, webhook_url: str | None) -> Refund:
+        """Compare-and-set from processing; a refund already settled stays as it is."""
+        if refund.status is not RefundStatus.PROCESSING:
+            return refund
+        now = max(now_ms(), refund.updated_ms + 1)
+        checks = refund.checks + (1 if status is RefundStatus.PROCESSING else 0)
+        new = replace(refund, status=status, updated_ms=now, checks=checks)
+        shard = keys.shard_of(refund.id) or 0
+        event_id, event_body = "", b""
+        if event_type := REFUND_EVENTS.get(status):
+            event_id, event_body = event(shard, event_type, new.to_json(), now)
+        due = (str(now + int(self.settings.sweeper.query_every_s * 1000))
+               if status is RefundStatus.PROCESSING else "-")
+        outcome = await self.store.refund_transition(
+            new, RefundStatus.PROCESSING.value,
+            Finish(due_action=due, event_id=event_id, event_body=event_body,
+                   webhook_url=webhook_url or ""),
+        )
+        if outcome.kind == "ok":
+            return new
+        reloaded = await self.store.load_refund(refund.id)
+        return reloaded or refund
+
+    async def check(self, refund: Refund, payment: Payment) -> Refund:
+        """Sweeper: ask the rail; a refund it never received is sent again (same key)."""
+        try:
+            result = await self.rails.call(
+                refund.rail, RefundQuery(refund.rail_order_no, refund.rail_refund_no))
+            if result.status is RailStatus.NOT_FOUND:
+                return await self._send(refund, payment)
+        except RailError as err:
+            log.info("refund query for %s failed (%s); will retry", refund.id, err.code)
+            return await self.move(refund, RefundStatus.PROCESSING, payment.notify_url)
+        return await self.apply(refund, result, payment.notify_url)

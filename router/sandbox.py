@@ -1,0 +1,93 @@
+"""Sandbox mode: the simulators of the built-in rails, a demo merchant, an admin token.
+
+Used by `payrouter serve` with no configuration. Simulators run in the gateway's own
+process on loopback ports, each with a credential bundle under the data directory
+(written on first start, reused after), exactly as `payrouter sim <rail> --keys-dir`
+would run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from aiohttp import web
+
+from adapters.bank import protocol as bank_protocol
+from adapters.bank import simulator as bank_simulator
+from router.embedded import free_port
+from router.merchants import MerchantDirectory
+from router.security import Secret, random_token
+from router.settings import RailSettings, Settings
+
+SIMULATED_RAILS = ("bank",)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoMerchant:
+    id: str
+    api_key: str
+
+
+def simulator_app(rail: str, keys_dir: Path, time_scale: float = 1.0) -> web.Application:
+    """The simulator of a built-in rail, with its credential bundle in `keys_dir`."""
+    if rail == "bank":
+        creds = bank_protocol.load_or_create_bundle(keys_dir)
+        return bank_simulator.create_app(
+            creds, bank_simulator.SimulatorOptions(time_scale=time_scale))
+    raise ValueError(f"no simulator for rail {rail!r}")
+
+
+async def start_simulators(settings: Settings) -> tuple[Settings, list[web.AppRunner]]:
+    """Start every built-in simulator on loopback and point the settings' rails at them."""
+    runners: list[web.AppRunner] = []
+    rails = [r for r in settings.rails if r.name not in SIMULATED_RAILS and r.name != "instant"]
+    for rail in SIMULATED_RAILS:
+        keys_dir = settings.data_dir / "sandbox-keys" / rail
+        runner = web.AppRunner(simulator_app(rail, keys_dir), access_log=None,
+                                handler_cancellation=True)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        rails.append(RailSettings(name=rail, base_url=f"http://127.0.0.1:{port}",
+                                  keys_dir=keys_dir, timeout_s=10.0))
+    rails.append(RailSettings(name="instant"))
+    return replace(settings, rails=tuple(rails), sandbox=True), runners
+
+
+def admin_token(settings: Settings) -> Settings:
+    """The configured admin token, or one generated once and kept in the data directory."""
+    if settings.admin_token is not None:
+        return settings
+    path = settings.data_dir / "admin_token"
+    if path.exists():
+        token = path.read_text().strip()
+    else:
+        token = "adm_" + random_token(32)
+        _write_private(path, token + "\n")
+    return replace(settings, admin_token=Secret(token))
+
+
+async def demo_merchant(settings: Settings, merchants: MerchantDirectory) -> DemoMerchant:
+    """The sandbox's demo merchant: created once, its key kept in the data directory
+    (a convenience of sandbox mode only; real keys are shown once and stored hashed)."""
+    path = settings.data_dir / "demo_merchant.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        demo = DemoMerchant(saved["id"], saved["api_key"])
+        if await merchants.get(demo.id) is not None:
+            return demo
+    merchant, api_key = await merchants.create("Demo shop")
+    demo = DemoMerchant(merchant.id, api_key)
+    _write_private(path, json.dumps({"id": demo.id, "api_key": demo.api_key}) + "\n")
+    return demo
+
+
+def _write_private(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)

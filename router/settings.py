@@ -1,0 +1,209 @@
+"""Frozen settings, read once from TOML + environment and passed down (never global)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from router.security import Secret
+
+DEFAULT_DATA_DIR = Path(".payrouter")
+
+
+class SettingsError(ValueError):
+    """A configuration file or variable that cannot be used; the message says which key."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    rps: float
+    burst: int
+
+    def interval_ms(self) -> float:
+        """GCRA emission interval: milliseconds between two requests at the steady rate."""
+        return 1000.0 / self.rps
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    public_url: str | None = None  # how rails reach /v1/notify/*; default http://host:port
+    max_body_bytes: int = 64 * 1024
+
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str | None = None  # None: start the embedded redis-server under data_dir
+    shards: int = 16  # hash-tag shards: outbox streams and sweeper sets, one per shard
+
+
+@dataclass(frozen=True, slots=True)
+class RailSettings:
+    name: str
+    base_url: str = ""
+    keys_dir: Path | None = None
+    timeout_s: float = 10.0
+    rate_limit: RateLimit | None = None  # outbound quota that protects the rail
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    merchant: RateLimit = RateLimit(rps=2000.0, burst=4000)
+    payer: RateLimit = RateLimit(rps=10.0, burst=20)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencySettings:
+    ttl_s: int = 25 * 3600  # API.md promises at least 24 h
+    lease_s: float = 30.0  # an in-flight claim older than this is taken over
+
+
+@dataclass(frozen=True, slots=True)
+class SweeperSettings:
+    interval_s: float = 1.0  # how often each process looks for due work
+    first_check_s: float = 15.0  # a payment left processing is first looked at after this
+    query_every_s: float = 5.0
+    confirm_window_s: float = 30.0  # payer-code payments still unpaid after this are reversed
+    unknown_window_s: float = 60.0  # an order the rail never saw is reversed after this
+    order_expiry_s: float = 7200.0  # unpaid QR orders are closed after this
+    lease_s: float = 30.0
+    batch: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    retry_schedule_s: tuple[float, ...] = (
+        15, 60, 300, 900, 1800, 3600, 3600, 7200, 7200, 7200, 14400, 14400, 21600,
+    )  # about 24 h in all, then the event is dead-lettered
+    timeout_s: float = 5.0
+    claim_idle_s: float = 60.0  # a read but unacknowledged entry is reclaimed after this
+    concurrency: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = ServerSettings()
+    redis: RedisSettings = RedisSettings()
+    rails: tuple[RailSettings, ...] = ()
+    limits: LimitSettings = LimitSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
+    sweeper: SweeperSettings = SweeperSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    sandbox: bool = False  # enables /v1/sandbox/* (drives simulators)
+    data_dir: Path = DEFAULT_DATA_DIR
+    admin_token: Secret | None = None
+    key_pepper: Secret | None = None  # None: one is kept in Redis
+    default_method: str | None = None  # rail used when a payment names none
+
+    def rail(self, name: str) -> RailSettings | None:
+        return next((r for r in self.rails if r.name == name), None)
+
+
+# --------------------------------------------------------------------------- loading
+def load(config_path: Path | None, env: dict[str, str] | None = None) -> Settings:
+    """Settings from an optional TOML file, then the environment on top."""
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, Any] = {}
+    if config_path is not None:
+        try:
+            raw = tomllib.loads(config_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read {config_path}: {exc}") from exc
+    base = config_path.parent if config_path else Path.cwd()
+    settings = _from_dict(raw, base)
+    return _apply_env(settings, env)
+
+
+def _from_dict(raw: dict[str, Any], base: Path) -> Settings:
+    server = ServerSettings(**_section(raw, "server", ServerSettings))
+    redis = RedisSettings(**_section(raw, "redis", RedisSettings))
+    rails = tuple(_rail(name, body, base) for name, body in _table(raw, "rails").items())
+    limits_raw = _table(raw, "limits")
+    limits = LimitSettings(
+        merchant=_rate(limits_raw.get("merchant"), "limits.merchant", LimitSettings().merchant),
+        payer=_rate(limits_raw.get("payer"), "limits.payer", LimitSettings().payer),
+    )
+    idem = IdempotencySettings(**_section(raw, "idempotency", IdempotencySettings))
+    sweeper = SweeperSettings(**_section(raw, "sweeper", SweeperSettings))
+    hooks = _section(raw, "webhooks", WebhookSettings)
+    if "retry_schedule_s" in hooks:
+        hooks["retry_schedule_s"] = tuple(float(x) for x in hooks["retry_schedule_s"])
+    sandbox_raw = _table(raw, "sandbox")
+    data_dir = Path(str(raw.get("data_dir", DEFAULT_DATA_DIR)))
+    return Settings(
+        server=server,
+        redis=redis,
+        rails=rails,
+        limits=limits,
+        idempotency=idem,
+        sweeper=sweeper,
+        webhooks=WebhookSettings(**hooks),
+        sandbox=bool(sandbox_raw.get("enabled", False)),
+        data_dir=data_dir if data_dir.is_absolute() else base / data_dir,
+        default_method=raw.get("default_method"),
+    )
+
+
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise SettingsError(f"[{key}] must be a table")
+    return value
+
+
+def _section(raw: dict[str, Any], key: str, cls: Any) -> dict[str, Any]:
+    table = _table(raw, key)
+    known = set(cls.__dataclass_fields__)
+    unknown = set(table) - known
+    if unknown:
+        raise SettingsError(f"unknown key(s) in [{key}]: {', '.join(sorted(unknown))}")
+    return dict(table)
+
+
+def _rate(value: Any, where: str, default: RateLimit) -> RateLimit:
+    if value is None:
+        return default
+    try:
+        rate = RateLimit(rps=float(value["rps"]), burst=int(value["burst"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SettingsError(f"{where} needs numeric rps and burst") from exc
+    if rate.rps <= 0 or rate.burst < 1:
+        raise SettingsError(f"{where}: rps must be > 0 and burst >= 1")
+    return rate
+
+
+def _rail(name: str, body: Any, base: Path) -> RailSettings:
+    if not isinstance(body, dict):
+        raise SettingsError(f"[rails.{name}] must be a table")
+    body = dict(body)
+    keys_dir = body.pop("keys_dir", None)
+    rate = body.pop("rate_limit", None)
+    return RailSettings(
+        name=name,
+        base_url=str(body.pop("base_url", "")).rstrip("/"),
+        keys_dir=(base / keys_dir) if keys_dir else None,
+        timeout_s=float(body.pop("timeout_s", 10.0)),
+        rate_limit=_rate(rate, f"rails.{name}.rate_limit", RateLimit(1, 1)) if rate else None,
+        options=body,
+    )
+
+
+def _apply_env(settings: Settings, env: dict[str, str]) -> Settings:
+    if url := env.get("REDIS_URL"):
+        settings = replace(settings, redis=replace(settings.redis, url=url))
+    if data_dir := env.get("PAYROUTER_DATA_DIR"):
+        settings = replace(settings, data_dir=Path(data_dir))
+    if token := env.get("PAYROUTER_ADMIN_TOKEN"):
+        settings = replace(settings, admin_token=Secret(token))
+    if pepper := env.get("PAYROUTER_KEY_PEPPER"):
+        settings = replace(settings, key_pepper=Secret(pepper))
+    return settings

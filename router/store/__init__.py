@@ -1,0 +1,1 @@
+"""Redis persistence: key names, Lua scripts and the typed store built on them."""

@@ -1,0 +1,125 @@
+"""Every Redis key name the router uses, in one place.
+
+Cluster-ready by hash tags: everything a payment script touches carries the tag `{N}` of
+the merchant's shard, so one script's keys always share a slot. A merchant's shard is
+fixed when it is created (stored in its record) and is also written into every payment,
+refund and event id, so an id alone finds its slot. Per shard there is one outbox
+stream, one sweeper set and one webhook retry set; workers walk all shards.
+
+    merchant:{mid}                  hash   name, shard, webhook secret/url, limits
+    apikey:{hash}                   string merchant id (hash = keyed BLAKE2b of the key)
+    {N}p:{pid}                      hash   payment (d creation blob, x rail state, s, v, u,
+                                           a amount, f fingerprint, rr reserved, rf refunded)
+    {N}o:{mid}:{out_trade_no}       string payment id (the natural key)
+    {N}i:{mid}:{idempotency key}    hash   idempotency claim / stored response
+    {N}r:{rid}                      hash   refund (d, x, s, u, a)
+    {N}ro:{pid}:{out_refund_no}     string refund id
+    {N}rl:{pid}                     list   refund ids of a payment, in creation order
+    {N}due                          zset   sweeper: "p:{pid}" / "r:{rid}" by due time (ms)
+    {N}ob                           stream outbox of webhook events
+    {N}wr                           zset   webhook retries by due time (ms)
+    {N}e:{eid}                      hash   an event awaiting retry or dead-lettered
+    {N}q:m:{mid}                    string GCRA state, merchant limit
+    {N}q:y:{mid}:{payer}            string GCRA state, payer limit
+    q:rail:{name}                   string GCRA state, rail quota (the one cross-shard key:
+                                           on a cluster it moves to a script of its own)
+    deadletters                     zset   dead-lettered event ids by time
+    config:pepper                   string pepper for API-key hashes when none is configured
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Final
+
+from router.security import random_token
+
+ID_RANDOM_CHARS: Final = 20  # about 119 bits
+
+
+def shard_for(merchant_id: str, shards: int) -> int:
+    return zlib.crc32(merchant_id.encode()) % shards
+
+
+def new_id(prefix: str, shard: int) -> str:
+    """`<prefix>_<shard as 2 hex digits><random>`: the slot is readable from the id."""
+    return f"{prefix}_{shard:02x}{random_token(ID_RANDOM_CHARS)}"
+
+
+def shard_of(object_id: str) -> int | None:
+    """The shard written into an id, or None for a malformed id."""
+    _, sep, rest = object_id.partition("_")
+    if not sep or len(rest) != 2 + ID_RANDOM_CHARS:
+        return None
+    try:
+        return int(rest[:2], 16)
+    except ValueError:
+        return None
+
+
+def tag(shard: int) -> str:
+    return f"{{{shard}}}"
+
+
+def merchant(mid: str) -> str:
+    return f"merchant:{mid}"
+
+
+def api_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
+
+
+def payment(shard: int, pid: str) -> str:
+    return f"{{{shard}}}p:{pid}"
+
+
+def out_trade_no(shard: int, mid: str, otn: str) -> str:
+    return f"{{{shard}}}o:{mid}:{otn}"
+
+
+def idempotency(shard: int, mid: str, key: str) -> str:
+    return f"{{{shard}}}i:{mid}:{key}"
+
+
+def refund(shard: int, rid: str) -> str:
+    return f"{{{shard}}}r:{rid}"
+
+
+def out_refund_no(shard: int, pid: str, orn: str) -> str:
+    return f"{{{shard}}}ro:{pid}:{orn}"
+
+
+def refund_list(shard: int, pid: str) -> str:
+    return f"{{{shard}}}rl:{pid}"
+
+
+def due(shard: int) -> str:
+    return f"{{{shard}}}due"
+
+
+def outbox(shard: int) -> str:
+    return f"{{{shard}}}ob"
+
+
+def webhook_retries(shard: int) -> str:
+    return f"{{{shard}}}wr"
+
+
+def event(shard: int, eid: str) -> str:
+    return f"{{{shard}}}e:{eid}"
+
+
+def merchant_limit(shard: int, mid: str) -> str:
+    return f"{{{shard}}}q:m:{mid}"
+
+
+def payer_limit(shard: int, mid: str, payer: str) -> str:
+    return f"{{{shard}}}q:y:{mid}:{payer}"
+
+
+def rail_limit(rail: str) -> str:
+    return f"q:rail:{rail}"
+
+
+DEAD_LETTERS: Final = "deadletters"
+PEPPER: Final = "config:pepper"

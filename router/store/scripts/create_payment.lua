@@ -1,0 +1,48 @@
+-- Accept a payment in one step: idempotency claim, rate limits, the out_trade_no natural
+-- key, the payment record and its sweeper entry. Nothing is written unless accepted.
+-- KEYS: 1 idempotency, 2 out_trade_no index, 3 payment, 4 due set,
+--       5 merchant limit, 6 payer limit, 7 rail limit
+-- ARGV: 1 use_idem, 2 request hash, 3 owner token, 4 lease ms, 5 idem ttl s,
+--       6 payment id, 7 fingerprint, 8 creation blob, 9 rail-state blob, 10 amount,
+--       11 now ms, 12 first due (ms), 13 status,
+--       14/15 merchant interval/burst, 16/17 payer, 18/19 rail
+local srv = server_ms()
+local use_idem = ARGV[1] == '1'
+if use_idem then
+  local rec = redis.call('HMGET', KEYS[1], 'h', 'st', 'l', 'c', 'b', 'p')
+  if rec[1] then
+    if rec[1] ~= ARGV[2] then return {'reused'} end
+    if rec[2] == '1' then return {'replay', rec[4], rec[5]} end
+    if tonumber(rec[3]) > srv then return {'in_use'} end
+    redis.call('HSET', KEYS[1], 'o', ARGV[3], 'l', srv + tonumber(ARGV[4]))
+    return {'takeover', rec[6] or ''}
+  end
+end
+
+local refused = admit({{KEYS[5], ARGV[14], ARGV[15]}, {KEYS[6], ARGV[16], ARGV[17]},
+                       {KEYS[7], ARGV[18], ARGV[19]}}, srv)
+if refused then return {'limited', tostring(refused[1]), tostring(refused[2]), refused[3]} end
+
+local function claim(pid)
+  if use_idem then
+    redis.call('HSET', KEYS[1], 'h', ARGV[2], 'st', '0', 'o', ARGV[3],
+               'l', srv + tonumber(ARGV[4]), 'p', pid)
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
+  end
+end
+
+local existing = redis.call('GET', KEYS[2])
+if existing then
+  local sep = string.find(existing, '|', 1, true)
+  local pid = string.sub(existing, 1, sep - 1)
+  if string.sub(existing, sep + 1) ~= ARGV[7] then return {'conflict', pid} end
+  claim(pid)
+  return {'exists', pid}
+end
+
+redis.call('HSET', KEYS[3], 'd', ARGV[8], 'x', ARGV[9], 's', ARGV[13], 'v', '1',
+           'u', ARGV[11], 'a', ARGV[10])
+redis.call('SET', KEYS[2], ARGV[6] .. '|' .. ARGV[7])
+redis.call('ZADD', KEYS[4], ARGV[12], 'p:' .. ARGV[6])
+claim(ARGV[6])
+return {'created'}

@@ -1,0 +1,55 @@
+-- Shared by every script (the store prepends it). Keep it free of side effects.
+
+-- Milliseconds of the Redis server clock: one clock for every gateway's limits and leases.
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- GCRA over several keys, all or nothing. specs = {{key, interval_ms, burst}, ...}; an
+-- interval of 0 means "no limit". Returns nil when every key admits the call (and then
+-- records it), else {wait_ms, burst, index} of the tightest refusing key, writing nothing.
+local function admit(specs, now)
+  local new_tats = {}
+  local refused = nil
+  for i, spec in ipairs(specs) do
+    local interval = tonumber(spec[2])
+    if interval > 0 then
+      local burst = tonumber(spec[3])
+      local tat = tonumber(redis.call('GET', spec[1]) or '0')
+      if tat < now then tat = now end
+      local new_tat = tat + interval
+      local wait = new_tat - interval * burst - now
+      if wait > 0 then
+        if refused == nil or wait > refused[1] then refused = {wait, burst, i} end
+      else
+        new_tats[i] = new_tat
+      end
+    end
+  end
+  if refused then return refused end
+  for i, new_tat in pairs(new_tats) do
+    redis.call('SET', specs[i][1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+  end
+  return nil
+end
+
+-- The common tail of a state change: move the sweeper entry, append the outbox event,
+-- and store the idempotent response if this call still owns the claim.
+-- a = {due_key, due_action ('' keep, '-' remove, else score), due_member,
+--      outbox_key, event_id, event_body, merchant_id, webhook_url,
+--      idem_key, idem_owner, idem_status, idem_body, idem_ttl}
+local function finish(a)
+  if a[2] == '-' then
+    redis.call('ZREM', a[1], a[3])
+  elseif a[2] ~= '' then
+    redis.call('ZADD', a[1], a[2], a[3])
+  end
+  if a[5] ~= '' then
+    redis.call('XADD', a[4], '*', 'e', a[5], 'm', a[7], 'u', a[8], 'b', a[6])
+  end
+  if a[10] ~= '' and redis.call('HGET', a[9], 'o') == a[10] then
+    redis.call('HSET', a[9], 'st', '1', 'c', a[11], 'b', a[12])
+    redis.call('EXPIRE', a[9], a[13])
+  end
+end

@@ -1,0 +1,302 @@
+"""The typed store: every Redis operation of payments, refunds, idempotency and limits.
+
+Each public method is one round trip (one script or one command). Callers get plain
+tuples / records back, never raw Redis replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import final
+
+from redis.asyncio import Redis
+
+from router.domain import Payment, Refund
+from router.store import keys
+from router.store.scripts import Scripts
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """One GCRA bucket to check: `interval_ms` 0 disables it."""
+
+    key: str
+    interval_ms: float
+    burst: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Limited:
+    wait_ms: float
+    burst: int
+    which: int  # index of the refusing spec
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A script's verdict: `kind` plus its values (see each script's return shapes)."""
+
+    kind: str
+    values: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, reply: Sequence[bytes | int | str]) -> Outcome:
+        head, *rest = reply
+        kind = head.decode() if isinstance(head, bytes) else str(head)
+        return cls(kind, tuple(v if isinstance(v, bytes) else str(v).encode() for v in rest))
+
+    def limited(self) -> Limited:
+        return Limited(float(self.values[0]), int(self.values[1]), int(self.values[2]) - 1)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The common tail of a state change (see lib.lua `finish`)."""
+
+    due_action: str = ""  # "" keep, "-" remove, else the new due time in ms
+    event_id: str = ""
+    event_body: bytes = b""
+    webhook_url: str = ""  # "" : the merchant's default URL, looked up at delivery
+    idem_key: str = ""  # "" when the change answers no idempotent request
+    idem_owner: str = ""
+    idem_status: int = 0
+    idem_body: bytes = b""
+
+    def args(self, merchant_id: str, ttl_s: int) -> list[str | bytes | int]:
+        return [
+            self.due_action,
+            "",  # due member, filled in by the caller
+            self.event_id,
+            self.event_body,
+            merchant_id,
+            self.webhook_url,
+            self.idem_owner,
+            self.idem_status,
+            self.idem_body,
+            ttl_s,
+        ]
+
+
+@final
+class Store:
+    __slots__ = ("idem_ttl_s", "redis", "scripts")
+
+    def __init__(self, redis: Redis, idem_ttl_s: int) -> None:
+        self.redis = redis
+        self.scripts = Scripts.register(redis)
+        self.idem_ttl_s = idem_ttl_s
+
+    # ----------------------------------------------------------------- payments
+    async def create_payment(
+        self,
+        payment: Payment,
+        *,
+        shard: int,
+        fingerprint: str,
+        idem: tuple[str, str, str] | None,  # (key, request hash, owner)
+        lease_ms: int,
+        first_due_ms: int,
+        limits: Sequence[LimitSpec],
+    ) -> Outcome:
+        pkey = keys.payment(shard, payment.id)
+        idem_key = keys.idempotency(shard, payment.merchant_id, idem[0]) if idem else pkey
+        limit_keys = [spec.key or pkey for spec in limits]
+        limit_args: list[str | int] = []
+        for spec in limits:
+            limit_args += [repr(spec.interval_ms), spec.burst]
+        reply = await self.scripts.create_payment(
+            keys=[
+                idem_key,
+                keys.out_trade_no(shard, payment.merchant_id, payment.out_trade_no),
+                pkey,
+                keys.due(shard),
+                *limit_keys,
+            ],
+            args=[
+                "1" if idem else "0",
+                idem[1] if idem else "",
+                idem[2] if idem else "",
+                lease_ms,
+                self.idem_ttl_s,
+                payment.id,
+                fingerprint,
+                payment.pack_creation(),
+                payment.rail.pack(),
+                payment.amount,
+                payment.updated_ms,
+                first_due_ms,
+                payment.status.value,
+                *limit_args,
+            ],
+        )
+        return Outcome.of(reply)
+
+    async def transition(
+        self, payment: Payment, expected_version: int, expected_status: str, finish: Finish
+    ) -> Outcome:
+        """CAS `payment` (already holding its new status and rail state) into Redis."""
+        shard = _shard(payment.id)
+        pkey = keys.payment(shard, payment.id)
+        tail = finish.args(payment.merchant_id, self.idem_ttl_s)
+        tail[1] = f"p:{payment.id}"
+        reply = await self.scripts.transition(
+            keys=[pkey, keys.due(shard), keys.outbox(shard), _idem_key(shard, payment, finish)],
+            args=[
+                expected_version,
+                expected_status,
+                payment.status.value,
+                payment.rail.pack(),
+                payment.updated_ms,
+                *tail,
+            ],
+        )
+        return Outcome.of(reply)
+
+    async def load_payment(self, payment_id: str) -> Payment | None:
+        shard = keys.shard_of(payment_id)
+        if shard is None:
+            return None
+        fields = await self.redis.hgetall(keys.payment(shard, payment_id))
+        return Payment.from_hash(as_fields(fields)) if fields else None
+
+    async def payment_id_for(self, shard: int, merchant_id: str, otn: str) -> str | None:
+        raw = await self.redis.get(keys.out_trade_no(shard, merchant_id, otn))
+        return as_bytes(raw).decode().split("|", 1)[0] if raw else None
+
+    async def reschedule(self, shard: int, member: str, due_ms: int | None) -> None:
+        """Move a sweeper entry (None: remove it)."""
+        if due_ms is None:
+            await self.redis.zrem(keys.due(shard), member)
+        else:
+            await self.redis.zadd(keys.due(shard), {member: due_ms})
+
+    async def claim_due(self, key: str, now_ms: int, limit: int, lease_ms: int) -> list[str]:
+        items = await self.scripts.claim_due(keys=[key], args=[now_ms, limit, lease_ms])
+        return [i.decode() for i in items]
+
+    # ----------------------------------------------------------------- refunds
+    async def create_refund(
+        self, refund: Refund, *, fingerprint: str, first_due_ms: int
+    ) -> Outcome:
+        shard = _shard(refund.payment_id)
+        reply = await self.scripts.create_refund(
+            keys=[
+                keys.payment(shard, refund.payment_id),
+                keys.refund(shard, refund.id),
+                keys.out_refund_no(shard, refund.payment_id, refund.out_refund_no),
+                keys.refund_list(shard, refund.payment_id),
+                keys.due(shard),
+            ],
+            args=[
+                refund.id,
+                refund.amount,
+                refund.pack_creation(),
+                refund.pack_state(),
+                refund.created_ms,
+                first_due_ms,
+                fingerprint,
+            ],
+        )
+        return Outcome.of(reply)
+
+    async def refund_transition(
+        self, refund: Refund, expected_status: str, finish: Finish
+    ) -> Outcome:
+        shard = _shard(refund.id)
+        pkey = keys.payment(shard, refund.payment_id)
+        tail = finish.args(refund.merchant_id, self.idem_ttl_s)
+        tail[1] = f"r:{refund.id}"
+        idem_key = (
+            keys.idempotency(shard, refund.merchant_id, finish.idem_key)
+            if finish.idem_key
+            else pkey
+        )
+        reply = await self.scripts.refund_transition(
+            keys=[keys.refund(shard, refund.id), pkey, keys.due(shard), keys.outbox(shard),
+                  idem_key],
+            args=[
+                expected_status,
+                refund.status.value,
+                refund.pack_state(),
+                refund.updated_ms,
+                *tail,
+            ],
+        )
+        return Outcome.of(reply)
+
+    async def load_refund(self, refund_id: str) -> Refund | None:
+        shard = keys.shard_of(refund_id)
+        if shard is None:
+            return None
+        fields = await self.redis.hgetall(keys.refund(shard, refund_id))
+        return Refund.from_hash(as_fields(fields)) if fields else None
+
+    async def refunds_of(self, payment_id: str) -> list[Refund]:
+        shard = _shard(payment_id)
+        ids = await self.redis.lrange(keys.refund_list(shard, payment_id), 0, -1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                pipe.hgetall(keys.refund(shard, as_bytes(rid).decode()))
+            rows = await pipe.execute()
+        return [Refund.from_hash(as_fields(row)) for row in rows if row]
+
+    # ----------------------------------------------------------------- idempotency
+    async def idem_claim(
+        self, shard: int, merchant_id: str, key: str, request_hash: str, owner: str,
+        lease_ms: int,
+    ) -> Outcome:
+        reply = await self.scripts.idem_claim(
+            keys=[keys.idempotency(shard, merchant_id, key)],
+            args=[request_hash, owner, lease_ms, self.idem_ttl_s],
+        )
+        return Outcome.of(reply)
+
+    async def idem_settle(
+        self, shard: int, merchant_id: str, key: str, owner: str, status: int | None,
+        body: bytes,
+    ) -> None:
+        """Store the response (or, with `status` None, release the claim)."""
+        await self.scripts.idem_settle(
+            keys=[keys.idempotency(shard, merchant_id, key)],
+            args=[owner, "" if status is None else status, body, self.idem_ttl_s],
+        )
+
+    # ----------------------------------------------------------------- limits
+    async def rate_limit(self, limits: Sequence[LimitSpec]) -> Limited | None:
+        active = [s for s in limits if s.interval_ms > 0]
+        if not active:
+            return None
+        args: list[str | int] = []
+        for spec in active:
+            args += [repr(spec.interval_ms), spec.burst]
+        outcome = Outcome.of(
+            await self.scripts.rate_limit(keys=[s.key for s in active], args=args)
+        )
+        return outcome.limited() if outcome.kind == "limited" else None
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    """redis-py types replies as bytes | str; with decode_responses off they are bytes."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def as_fields(raw: dict[bytes | str, bytes | str]) -> dict[bytes, bytes]:
+    return {as_bytes(k): as_bytes(v) for k, v in raw.items()}
+
+
+def _shard(object_id: str) -> int:
+    shard = keys.shard_of(object_id)
+    if shard is None:
+        raise ValueError(f"malformed id {object_id!r}")
+    return shard
+
+
+def _idem_key(shard: int, payment: Payment, finish: Finish) -> str:
+    if finish.idem_key:
+        return keys.idempotency(shard, payment.merchant_id, finish.idem_key)
+    return keys.payment(shard, payment.id)

@@ -1,0 +1,91 @@
+"""The sweeper: settles what the request path could not (unknown outcomes, payers still
+confirming, lost notifications, unpaid orders past expiry, refunds in flight).
+
+Every gateway process runs one. Work items live in a due-time sorted set per shard; a
+process claims a batch by pushing the items' due time one lease into the future, so two
+sweepers never work the same item at once and a sweeper that dies only delays its items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import final
+
+from router.domain import UNSETTLED, RefundStatus
+from router.engine import Engine
+from router.events import now_ms
+from router.metrics import Metrics
+from router.refunds import Refunds
+from router.settings import SweeperSettings
+from router.store import keys
+from router.store.store import Store
+
+log = logging.getLogger("payrouter.sweeper")
+
+
+@final
+class Sweeper:
+    __slots__ = ("engine", "metrics", "refunds", "settings", "shards", "store")
+
+    def __init__(self, store: Store, engine: Engine, refunds: Refunds,
+                 settings: SweeperSettings, shards: int, metrics: Metrics) -> None:
+        self.store = store
+        self.engine = engine
+        self.refunds = refunds
+        self.settings = settings
+        self.shards = shards
+        self.metrics = metrics
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweep failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.interval_s)
+
+    async def sweep_once(self) -> int:
+        """Work every item due now, across all shards; returns how many were examined."""
+        now = now_ms()
+        lease_ms = int(self.settings.lease_s * 1000)
+        claimed = await asyncio.gather(*(
+            self.store.claim_due(keys.due(shard), now, self.settings.batch, lease_ms)
+            for shard in range(self.shards)
+        ))
+        work = [self._one(shard, member)
+                for shard, members in enumerate(claimed) for member in members]
+        await asyncio.gather(*work)
+        return len(work)
+
+    async def _one(self, shard: int, member: str) -> None:
+        kind, _, object_id = member.partition(":")
+        try:
+            if kind == "p":
+                await self._payment(shard, member, object_id)
+            elif kind == "r":
+                await self._refund(shard, member, object_id)
+            else:
+                await self.store.reschedule(shard, member, None)
+        except Exception:
+            # Left in the set with its lease: it comes due again by itself.
+            log.exception("sweeping %s failed", member)
+
+    async def _payment(self, shard: int, member: str, pid: str) -> None:
+        self.metrics.sweeps.labels("payment").inc()
+        payment = await self.store.load_payment(pid)
+        if payment is None or payment.status not in UNSETTLED:
+            await self.store.reschedule(shard, member, None)
+            return
+        await self.engine.check(payment)
+
+    async def _refund(self, shard: int, member: str, rid: str) -> None:
+        self.metrics.sweeps.labels("refund").inc()
+        refund = await self.store.load_refund(rid)
+        payment = await self.store.load_payment(refund.payment_id) if refund else None
+        if refund is None or payment is None or refund.status is not RefundStatus.PROCESSING:
+            await self.store.reschedule(shard, member, None)
+            return
+        await self.refunds.check(refund, payment)
