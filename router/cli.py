@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import multiprocessing
 import signal
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from router import sandbox
 from router.app import create_app
 from router.embedded import EmbeddedRedis, EmbeddedRedisError
+from router.listen import listener_app
 from router.merchants import MerchantDirectory, load_pepper
 from router.settings import Settings, SettingsError, load
 
@@ -219,6 +221,33 @@ def merchants(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- listen
+def listen(args: argparse.Namespace) -> int:
+    demo_file = Path(args.data_dir) / sandbox.DEMO_FILE
+
+    def secret() -> str | None:
+        if args.secret is not None or not demo_file.exists():
+            return str(args.secret) if args.secret is not None else None
+        found = json.loads(demo_file.read_text()).get("webhook_secret")
+        return str(found) if found else None
+
+    app = listener_app(secret)
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, args.host, args.port).start()
+        print(f"payrouter: listening for webhooks on http://{args.host}:{args.port}/",
+              flush=True)
+        try:
+            await _until_signalled()
+        finally:
+            await runner.cleanup()
+
+    _run(main)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="payrouter", description=__doc__)
@@ -241,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--time-scale", type=float, default=1.0,
                    help="multiplies the simulator's delays (e.g. 0.1 for fast tests)")
     m.set_defaults(func=sim)
+
+    w = sub.add_parser("listen", help="receive, verify and print webhooks (for trying)")
+    w.add_argument("--port", type=int, default=9000)
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--secret", help="webhook secret (default: the sandbox demo merchant's)")
+    w.add_argument("--data-dir", default=".payrouter", help="sandbox data directory")
+    w.set_defaults(func=listen)
 
     c = sub.add_parser("merchants", help="manage merchants")
     csub = c.add_subparsers(dest="action", required=True)

@@ -29,6 +29,10 @@ SIMULATED_RAILS = ("bank",)
 class DemoMerchant:
     id: str
     api_key: str
+    webhook_secret: str
+
+
+DEMO_FILE = "demo_merchant.json"
 
 
 def simulator_app(rail: str, keys_dir: Path, time_scale: float = 1.0) -> web.Application:
@@ -74,15 +78,15 @@ def admin_token(settings: Settings) -> Settings:
 async def demo_merchant(settings: Settings, merchants: MerchantDirectory) -> DemoMerchant:
     """The sandbox's demo merchant: created once, its key kept in the data directory
     (a convenience of sandbox mode only; real keys are shown once and stored hashed)."""
-    path = settings.data_dir / "demo_merchant.json"
+    path = settings.data_dir / DEMO_FILE
     if path.exists():
-        saved = json.loads(path.read_text())
-        demo = DemoMerchant(saved["id"], saved["api_key"])
+        demo = DemoMerchant(**json.loads(path.read_text()))
         if await merchants.get(demo.id) is not None:
             return demo
     merchant, api_key = await merchants.create("Demo shop")
-    demo = DemoMerchant(merchant.id, api_key)
-    _write_private(path, json.dumps({"id": demo.id, "api_key": demo.api_key}) + "\n")
+    demo = DemoMerchant(merchant.id, api_key, merchant.webhook_secret.reveal())
+    _write_private(path, json.dumps({"id": demo.id, "api_key": demo.api_key,
+                                     "webhook_secret": demo.webhook_secret}) + "\n")
     return demo
 
 
