@@ -47,6 +47,17 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+async def _serve_until_signalled(runner: web.AppRunner, host: str, port: int,
+                                 banner: str) -> None:
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    print(banner, flush=True)
+    try:
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+
+
 async def _start_gateway(settings: Settings, *, reuse_port: bool) -> web.AppRunner:
     runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=10.0)
     await runner.setup()
@@ -176,18 +187,10 @@ def sim(args: argparse.Namespace) -> int:
         print(f"payrouter: {exc}", file=sys.stderr)
         return 2
 
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await runner.setup()
-        await web.TCPSite(runner, args.host, args.port).start()
-        print(f"payrouter: {args.rail} simulator on http://{args.host}:{args.port} "
-              f"(keys in {keys_dir.resolve()})", flush=True)
-        try:
-            await _until_signalled()
-        finally:
-            await runner.cleanup()
-
-    _run(main)
+    _run(lambda: _serve_until_signalled(
+        web.AppRunner(app, access_log=None, handler_cancellation=True), args.host, args.port,
+        f"payrouter: {args.rail} simulator on http://{args.host}:{args.port} "
+        f"(keys in {keys_dir.resolve()})"))
     return 0
 
 
@@ -233,18 +236,9 @@ def listen(args: argparse.Namespace) -> int:
 
     app = listener_app(secret)
 
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, args.host, args.port).start()
-        print(f"payrouter: listening for webhooks on http://{args.host}:{args.port}/",
-              flush=True)
-        try:
-            await _until_signalled()
-        finally:
-            await runner.cleanup()
-
-    _run(main)
+    _run(lambda: _serve_until_signalled(
+        web.AppRunner(app, access_log=None), args.host, args.port,
+        f"payrouter: listening for webhooks on http://{args.host}:{args.port}/"))
     return 0
 
 

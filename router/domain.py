@@ -51,7 +51,6 @@ TRANSITIONS: Final[dict[Status, frozenset[Status]]] = {
     Status.REFUNDED: frozenset(),
 }
 
-REFUNDABLE: Final = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED})
 UNSETTLED: Final = frozenset({Status.PROCESSING, Status.REQUIRES_ACTION})
 
 # The webhook event sent when a payment enters a status.

@@ -184,7 +184,9 @@ class Engine:
         unreachable = err.code == "RAIL_UNREACHABLE"
 
         def reply(p: Payment) -> Reply:
-            if err.definitive and not unreachable:
+            # A decline, or an unknown outcome that a notification or the sweeper has
+            # already settled meanwhile: the payment itself is the answer.
+            if (err.definitive and not unreachable) or p.status is not status:
                 return Reply.json(201, p.to_json())
             code, http = ("adapter_timeout", 504) if err.code == "RAIL_TIMEOUT" else (
                 "adapter_error", 502)

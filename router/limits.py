@@ -48,7 +48,10 @@ def payment_specs(
 
 
 def _spec(key: str, rate: RateLimit) -> LimitSpec:
-    return LimitSpec(key, rate.interval_ms(), rate.burst)
+    # A GCRA state only means something under the rate that wrote it: a changed limit
+    # starts a fresh bucket instead of inheriting a backlog counted in the old interval
+    # (which would keep a merchant refused for seconds after its limit was raised).
+    return LimitSpec(f"{key}:{rate.rps!r}/{rate.burst}", rate.interval_ms(), rate.burst)
 
 
 def too_many(limited: Limited, which: str) -> RouterError:

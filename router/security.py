@@ -35,8 +35,15 @@ class Secret:
 
 
 def random_token(length: int) -> str:
-    """A random string of [0-9A-Za-z], about 5.95 bits per character."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A random string of [0-9A-Za-z], about 5.95 bits per character.
+
+    One `token_bytes` call (one syscall) per token rather than one per character; bytes
+    of 248 and above are skipped so that every character is equally likely.
+    """
+    chars: list[str] = []
+    while len(chars) < length:
+        chars += [_ALPHABET[b % 62] for b in secrets.token_bytes(length + 8) if b < 248]
+    return "".join(chars[:length])
 
 
 def new_api_key() -> str:

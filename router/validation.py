@@ -29,7 +29,7 @@ _PAYMENT_FIELDS: Final = frozenset(
     {"amount", "currency", "out_trade_no", "description", "scene", "method", "payer",
      "notify_url", "metadata"}
 )
-_REFUND_FIELDS: Final = frozenset({"amount", "out_refund_no", "reason", "metadata"})
+_REFUND_FIELDS: Final = frozenset({"amount", "out_refund_no", "reason"})
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -80,7 +80,6 @@ class RefundRequest:
     amount: int
     out_refund_no: str
     reason: str | None
-    metadata: dict[str, str]
 
     def fingerprint(self) -> str:
         return digest(orjson.dumps([self.amount, self.reason], option=orjson.OPT_SORT_KEYS))[:16]
@@ -117,7 +116,6 @@ def refund_request(body: dict[str, Any]) -> RefundRequest:
         amount=_amount(body),
         out_refund_no=_trade_no(body, "out_refund_no"),
         reason=_string(body, "reason", max_len=80) or None,
-        metadata=_string_map(body, "metadata", max_items=20, max_value=500),
     )
 
 

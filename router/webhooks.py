@@ -36,6 +36,7 @@ GROUP = "webhooks"
 @final
 class WebhookDispatcher:
     __slots__ = (
+        "_inflight",
         "_slots",
         "consumer",
         "merchants",
@@ -59,6 +60,9 @@ class WebhookDispatcher:
         self.metrics = metrics
         self.consumer = consumer
         self._slots = asyncio.Semaphore(settings.concurrency)
+        # Outbox entries this process is delivering now: XAUTOCLAIM sees them as idle
+        # while a slow receiver is awaited, and must not start a second delivery.
+        self._inflight: set[tuple[str, bytes]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.ensure_groups()
@@ -91,7 +95,7 @@ class WebhookDispatcher:
     async def read_new(self) -> int:
         streams: dict[str | bytes | memoryview, int | str | bytes | memoryview] = {
             keys.outbox(shard): ">" for shard in range(self.shards)}
-        reply = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=100, block=1000)
+        reply = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=100, block=200)
         return await self._deliver_entries(cast(list[list[Any]], reply))
 
     async def reclaim_stale(self) -> int:
@@ -111,13 +115,22 @@ class WebhookDispatcher:
             name = stream.decode() if isinstance(stream, bytes) else str(stream)
             assert isinstance(entries, list)
             for entry_id, fields in entries:
-                if fields:  # a deleted entry comes back empty from XAUTOCLAIM on old Redis
+                # A deleted entry comes back empty from XAUTOCLAIM on old Redis.
+                if fields and (name, entry_id) not in self._inflight:
                     jobs.append(self._deliver_entry(name, entry_id, fields))
         await asyncio.gather(*jobs)
         return len(jobs)
 
     async def _deliver_entry(self, stream: str, entry_id: bytes,
                              fields: dict[bytes, bytes]) -> None:
+        self._inflight.add((stream, entry_id))
+        try:
+            await self._deliver_and_ack(stream, entry_id, fields)
+        finally:
+            self._inflight.discard((stream, entry_id))
+
+    async def _deliver_and_ack(self, stream: str, entry_id: bytes,
+                               fields: dict[bytes, bytes]) -> None:
         eid = fields[b"e"].decode()
         mid = fields[b"m"].decode()
         url = fields.get(b"u", b"").decode()
@@ -201,8 +214,10 @@ class WebhookDispatcher:
         }
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         try:
+            # A redirect is not a delivery: following it would resend the signed event
+            # elsewhere, or turn it into a bodiless GET that "succeeds".
             async with self._slots, self.session.post(
-                target, data=body, headers=headers, timeout=timeout
+                target, data=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as resp:
                 await resp.read()
                 ok = 200 <= resp.status < 300

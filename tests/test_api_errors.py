@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.asserts import assert_error, assert_no_leak, ledger_order
 from tests.conftest import BankSim
@@ -25,13 +24,13 @@ async def paid(client: Client, otn: str, amount: int = 1000) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- 400
-@pytest.mark.parametrize("raw", [b"not json", b"{\"amount\": 1", b"", b"[1, 2]", b"\"text\"",
-                                 b"42", b"null"])
-async def test_body_not_a_json_object_is_invalid_json(gateway: Gateway, raw: bytes) -> None:
+async def test_body_not_a_json_object_is_invalid_json(gateway: Gateway) -> None:
     client, created = await gateway.merchant()
-    reply = await client.post("/v1/payments", raw=raw)
-    assert_error(reply, 400, "invalid_json")
-    assert_no_leak(reply, created["api_key"], SECRET)
+    for raw in (b"not json", b"{\"amount\": 1", b"", b"[1, 2]", b"\"text\"", b"42", b"null",
+                b"\xff\xfe"):
+        reply = await client.post("/v1/payments", raw=raw)
+        assert_error(reply, 400, "invalid_json")
+        assert_no_leak(reply, created["api_key"], SECRET)
 
 
 async def test_refund_and_close_bodies_must_be_json_objects(gateway: Gateway) -> None:
@@ -45,14 +44,14 @@ async def test_refund_and_close_bodies_must_be_json_objects(gateway: Gateway) ->
     assert_error(close, 400, "invalid_json")
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256, "tab\there", "caf\u00e9"])
 async def test_malformed_idempotency_key_is_invalid_request(
-    gateway: Gateway, bank_sim: BankSim, key: str
+    gateway: Gateway, bank_sim: BankSim
 ) -> None:
     client, _ = await gateway.merchant()
-    reply = await client.post("/v1/payments", payment_body("bad-key-1"),
-                              headers={"Idempotency-Key": key})
-    assert_error(reply, 400, "invalid_request")
+    for key in ("", "k" * 256, "tab\there", "caf\u00e9"):
+        reply = await client.post("/v1/payments", payment_body("bad-key-1"),
+                                  headers={"Idempotency-Key": key})
+        assert_error(reply, 400, "invalid_request")
     # Refused before any effect: nothing was created, nothing charged.
     assert (await client.get("/v1/payments?out_trade_no=bad-key-1")).status == 404
     assert (await bank_sim.ledger())["totals"]["orders"] == 0
@@ -72,21 +71,29 @@ async def test_malformed_idempotency_key_on_refund_and_close(gateway: Gateway) -
 
 
 # --------------------------------------------------------------------------- 401
-@pytest.mark.parametrize("authorization", [None, "Bearer sk_wrong_key", "Bearer ",
-                                           "Basic dXNlcjpwYXNz", "sk_no_scheme"])
-async def test_missing_or_wrong_key_is_unauthorized(
-    gateway: Gateway, bank_sim: BankSim, authorization: str | None
-) -> None:
+async def test_missing_or_wrong_key_is_unauthorized(gateway: Gateway, bank_sim: BankSim) -> None:
     client, created = await gateway.merchant()
     payment = await paid(client, "auth-1")
+    for authorization in (None, "Bearer sk_wrong_key", "Bearer ", "Basic dXNlcjpwYXNz",
+                          created["api_key"], f"Bearer {created['api_key']}x"):
+        await _all_unauthorized(gateway, created, payment["id"], authorization)
+    # Nothing happened: one order (the paid one), no refund.
+    ledger = await bank_sim.ledger()
+    assert ledger["totals"]["orders"] == 1 and ledger["totals"]["refunded"] == 0
+    assert (await client.get("/v1/payments?out_trade_no=auth-2")).status == 404
+    assert (await client.get(f"/v1/payments/{payment['id']}")).body["status"] == "succeeded"
+
+
+async def _all_unauthorized(gateway: Gateway, created: dict[str, Any], pid: str,
+                            authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     calls = [
         ("POST", "/v1/payments", payment_body("auth-2")),
-        ("GET", f"/v1/payments/{payment['id']}", None),
+        ("GET", f"/v1/payments/{pid}", None),
         ("GET", "/v1/payments?out_trade_no=auth-1", None),
-        ("POST", f"/v1/payments/{payment['id']}/close", None),
-        ("POST", f"/v1/payments/{payment['id']}/refunds", {"amount": 1, "out_refund_no": "r"}),
-        ("GET", f"/v1/payments/{payment['id']}/refunds", None),
+        ("POST", f"/v1/payments/{pid}/close", None),
+        ("POST", f"/v1/payments/{pid}/refunds", {"amount": 1, "out_refund_no": "r"}),
+        ("GET", f"/v1/payments/{pid}/refunds", None),
     ]
     for method, path, body in calls:
         async with gateway.session.request(
@@ -97,10 +104,6 @@ async def test_missing_or_wrong_key_is_unauthorized(
             reply = Reply(resp.status, orjson.loads(raw), raw, resp.headers)
         assert_error(reply, 401, "unauthorized")
         assert_no_leak(reply, created["api_key"], SECRET, ADMIN_TOKEN)
-    # Nothing happened: one order (the paid one), no refund.
-    ledger = await bank_sim.ledger()
-    assert ledger["totals"]["orders"] == 1 and ledger["totals"]["refunded"] == 0
-    assert (await client.get("/v1/payments?out_trade_no=auth-2")).status == 404
 
 
 async def test_admin_routes_refuse_merchant_keys(gateway: Gateway) -> None:
@@ -192,7 +195,12 @@ async def test_same_key_in_flight_is_in_use(gateway: Gateway, bank_sim: BankSim)
     second = await client.post("/v1/payments", body, headers=headers)
     assert_error(second, 409, "idempotency_key_in_use")
     done = await first
-    assert_error(done, 504, "adapter_timeout")
+    # The rail's answer is lost: 504, unless the sweeper's query settled the payment
+    # before the rail timeout ran out, in which case the payment itself is the answer.
+    if done.status == 201:
+        assert done.body["status"] == "succeeded"
+    else:
+        assert_error(done, 504, "adapter_timeout")
     assert (await bank_sim.ledger())["totals"]["charges"] == 1
 
 
@@ -283,32 +291,32 @@ VALIDATION_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("body", "param"), [c[1:] for c in VALIDATION_CASES],
-                         ids=[c[0] for c in VALIDATION_CASES])
-async def test_invalid_payment_is_validation_error(
-    gateway: Gateway, bank_sim: BankSim, body: dict[str, Any], param: str
-) -> None:
+async def test_invalid_payment_is_validation_error(gateway: Gateway, bank_sim: BankSim) -> None:
     client, _ = await gateway.merchant()
-    reply = await client.post("/v1/payments", body)
-    assert_error(reply, 422, "validation_error", param)
+    for case, body, param in VALIDATION_CASES:
+        reply = await client.post("/v1/payments", body)
+        assert reply.status == 422, (case, reply.body)
+        assert_error(reply, 422, "validation_error", param)
     assert (await client.get("/v1/payments?out_trade_no=val-1")).status == 404
     assert (await bank_sim.ledger())["totals"]["orders"] == 0
 
 
-@pytest.mark.parametrize(("body", "param"), [
+REFUND_CASES: list[tuple[dict[str, Any], str]] = [
     ({"out_refund_no": "r1"}, "amount"),
     ({"amount": 0, "out_refund_no": "r1"}, "amount"),
+    ({"amount": -5, "out_refund_no": "r1"}, "amount"),
     ({"amount": "10", "out_refund_no": "r1"}, "amount"),
     ({"amount": 10}, "out_refund_no"),
     ({"amount": 10, "out_refund_no": "r1", "extra": 1}, "extra"),
-])
-async def test_invalid_refund_is_validation_error(
-    gateway: Gateway, body: dict[str, Any], param: str
-) -> None:
+]
+
+
+async def test_invalid_refund_is_validation_error(gateway: Gateway) -> None:
     client, _ = await gateway.merchant()
     payment = await paid(client, "val-refund-1")
-    reply = await client.post(f"/v1/payments/{payment['id']}/refunds", body)
-    assert_error(reply, 422, "validation_error", param)
+    for body, param in REFUND_CASES:
+        reply = await client.post(f"/v1/payments/{payment['id']}/refunds", body)
+        assert_error(reply, 422, "validation_error", param)
     assert (await client.get(f"/v1/payments/{payment['id']}/refunds")).body["data"] == []
 
 
@@ -363,7 +371,8 @@ async def test_rail_timeout_is_504_and_payment_settles(
     pid = reply.body["error"]["payment_id"]
     fetched = await client.get(f"/v1/payments/{pid}")
     assert fetched.status == 200, fetched.body
-    assert fetched.body["status"] == "processing"
+    # The sweeper may already have asked the bank during the 1 s wait.
+    assert fetched.body["status"] in ("processing", "succeeded"), fetched.body
     assert fetched.body["out_trade_no"] == "timeout-1"
 
     async def succeeded() -> bool:

@@ -32,7 +32,7 @@ async def ledger_order(bank_sim: BankSim, payment: dict[str, Any]) -> dict[str, 
     return order
 
 
-async def wait_status(client: Client, pid: str, status: str, timeout: float = 10.0
+async def wait_status(client: Client, pid: str, status: str, within: float = 10.0
                       ) -> dict[str, Any]:
     """Poll the public API until the sweeper has moved the payment to `status`."""
     seen: dict[str, Any] = {}
@@ -45,7 +45,7 @@ async def wait_status(client: Client, pid: str, status: str, timeout: float = 10
         assert reply.body["status"] in ("processing", "requires_action", status), reply.body
         return bool(reply.body["status"] == status)
 
-    await eventually(reached, timeout=timeout)
+    await eventually(reached, timeout=within)
     return seen
 
 
@@ -125,7 +125,9 @@ async def test_code_9_times_out_then_settles_charged_once(
     assert error["code"] == "adapter_timeout"
     pid = error["payment_id"]
     assert pid.startswith("pay_")
-    assert error["payment_status"] == "processing"
+    # Unknown to the request path; the sweeper (first check before the 1 s rail timeout
+    # in these settings) may already have learnt the outcome by querying.
+    assert error["payment_status"] in ("processing", "succeeded")
 
     settled = await wait_status(client, pid, "succeeded")
     assert settled["amount"] == 1000

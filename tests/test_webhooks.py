@@ -19,7 +19,7 @@ from router.store import keys
 from router.webhooks import GROUP
 from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
-from tests.receiver import Delivery, Receiver, webhook_receiver
+from tests.receiver import HANG, Delivery, Receiver, webhook_receiver
 
 SECRET = "whsec_test_secret_1"  # what Gateway.merchant() sets
 
@@ -141,7 +141,7 @@ async def test_refund_succeeded_event(gateway: Gateway, receiver: Receiver) -> N
                                {"amount": 300, "out_refund_no": "r1"})
     assert refund.status == 201, refund.body
 
-    delivery = await receiver.next_of("refund.succeeded", timeout=8.0)
+    delivery = await receiver.next_of("refund.succeeded", within=8.0)
     assert_signed(delivery)
     event = delivery.event
     assert event["id"].startswith("evt_")
@@ -174,6 +174,39 @@ async def test_failed_delivery_is_retried_with_same_event_id(
     assert await dead_ids(gateway) == []
 
 
+async def test_receiver_timeout_is_retried(gateway: Gateway, receiver: Receiver) -> None:
+    receiver.statuses.extend([HANG])  # the first delivery never gets an answer in time
+    client, _ = await gateway.merchant()
+    await paid_payment(client, "wh-timeout", notify_url=receiver.url())
+
+    first = await receiver.next()
+    started = time.monotonic()
+    timeout_s = gateway.settings.webhooks.timeout_s
+    second = await receiver.next(within=timeout_s + 5.0)
+    # Retried once the first try timed out, not while it was still awaiting an answer
+    # (here claim_idle_s < timeout_s: the reclaimer must not take the entry in flight).
+    assert time.monotonic() - started >= timeout_s * 0.9
+    assert second.answered == 200
+    assert second.event["id"] == first.event["id"]
+    assert second.body == first.body
+
+
+async def test_redirect_is_not_followed_but_retried(
+    gateway: Gateway, receiver: Receiver
+) -> None:
+    """A 3xx is not a 2xx: following it would turn the POST into a bodiless GET (or send
+    the signed event somewhere else), so it counts as a failed delivery."""
+    receiver.statuses.extend([302])
+    client, _ = await gateway.merchant()
+    await paid_payment(client, "wh-redirect", notify_url=receiver.url())
+
+    first = await receiver.next()
+    assert (first.method, first.answered) == ("POST", 302)
+    second = await receiver.next()
+    assert (second.method, second.path) == ("POST", "/hooks")
+    assert second.event["id"] == first.event["id"]
+
+
 async def test_dead_letter_then_admin_redelivery(
     gateway: Gateway, receiver: Receiver
 ) -> None:
@@ -182,7 +215,7 @@ async def test_dead_letter_then_admin_redelivery(
     await paid_payment(client, "wh-dead", notify_url=receiver.url())
 
     tries = len(gateway.settings.webhooks.retry_schedule_s) + 1
-    failed = [await receiver.next(timeout=8.0) for _ in range(tries)]
+    failed = [await receiver.next(within=8.0) for _ in range(tries)]
     eid = failed[0].event["id"]
     assert {d.event["id"] for d in failed} == {eid}
     assert all(d.answered == 503 for d in failed)
@@ -204,7 +237,7 @@ async def test_dead_letter_then_admin_redelivery(
     receiver.default_status = 200  # the merchant fixed its endpoint
     replay = await admin.post(f"/v1/admin/events/{eid}/redeliver")
     assert replay.status == 202, replay.body
-    delivered = await receiver.next(timeout=5.0)
+    delivered = await receiver.next(within=5.0)
     assert delivered.answered == 200
     assert delivered.event["id"] == eid
     assert delivered.body == failed[0].body
@@ -239,7 +272,7 @@ async def test_entry_of_dead_worker_is_reclaimed(
         read_at = time.monotonic()
 
         task = asyncio.create_task(dispatcher.run(stop))
-        delivery = await receiver.next(timeout=8.0)
+        delivery = await receiver.next(within=8.0)
         waited = time.monotonic() - read_at
         assert delivery.event["id"] == eid
         assert delivery.event["type"] == "payment.succeeded"

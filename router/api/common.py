@@ -84,20 +84,29 @@ def owned(merchant: Merchant, owner_id: str | None, what: str) -> None:
         raise not_found(what)
 
 
+ADMIN_SCOPE = (0, "admin")  # idempotency keys of admin calls share one scope
+
+
+def scope_of(merchant: Merchant) -> tuple[int, str]:
+    return merchant.shard, merchant.id
+
+
 async def idempotent(
-    request: web.Request, merchant: Merchant, body: bytes,
+    request: web.Request, scope: tuple[int, str], body: bytes,
     action: Callable[[], Awaitable[Reply]],
 ) -> web.Response:
-    """Run `action` at most once per (merchant, Idempotency-Key): replays get the stored
-    answer, 4xx answers (no effect) release the key, others are stored."""
+    """Run `action` at most once per (scope, Idempotency-Key): replays get the stored
+    answer. An error answer releases the key: every action here is safe to run again
+    (the rail dedupes on its own keys), and a retry should reach the rail once more."""
     key = idempotency_key(request)
     if key is None:
         return respond(await action())
     svc = services(request)
-    owner = keys.new_id("own", merchant.shard)
+    shard, scope_id = scope
+    owner = keys.new_id("own", shard)
     lease_ms = int(svc.settings.idempotency.lease_s * 1000)
-    claim = await svc.store.idem_claim(merchant.shard, merchant.id, key,
-                                       request_hash(request, body), owner, lease_ms)
+    claim = await svc.store.idem_claim(shard, scope_id, key, request_hash(request, body),
+                                       owner, lease_ms)
     if claim.kind == "replay":
         return respond(Reply(int(claim.values[0]), claim.values[1],
                              {"Idempotent-Replayed": "true"}))
@@ -109,14 +118,10 @@ async def idempotent(
                           "This Idempotency-Key was used with a different request body.")
     try:
         reply = await action()
-    except RouterError as err:
-        keep = err.http_status >= 500
-        await svc.store.idem_settle(merchant.shard, merchant.id, key, owner,
-                                    err.http_status if keep else None,
-                                    err.body() if keep else b"")
+    except RouterError:
+        await svc.store.idem_settle(shard, scope_id, key, owner, None, b"")
         raise
     # Any other exception leaves the claim in place: its lease expires and a retry takes
-    # it over, which is safe because every action below is idempotent at the rail.
-    await svc.store.idem_settle(merchant.shard, merchant.id, key, owner, reply.status,
-                                reply.body)
+    # it over.
+    await svc.store.idem_settle(shard, scope_id, key, owner, reply.status, reply.body)
     return respond(reply)

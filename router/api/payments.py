@@ -12,6 +12,7 @@ from router.api.common import (
     owned,
     request_hash,
     respond,
+    scope_of,
     services,
 )
 from router.domain import Payment
@@ -69,4 +70,5 @@ async def close_payment(request: web.Request) -> web.Response:
     if raw.strip():
         parse_json_object(raw)
     payment = await payment_of(request, merchant)
-    return await idempotent(request, merchant, raw, lambda: svc.engine.close(payment))
+    return await idempotent(request, scope_of(merchant), raw,
+                            lambda: svc.engine.close(payment))

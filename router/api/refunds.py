@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from router.api.common import authenticate, idempotent, json_reply, owned, services
+from router.api.common import (
+    authenticate,
+    idempotent,
+    json_reply,
+    owned,
+    scope_of,
+    services,
+)
 from router.api.payments import payment_of
 from router.validation import parse_json_object, refund_request
 
@@ -18,7 +25,8 @@ async def create_refund(request: web.Request) -> web.Response:
     raw = await request.read()
     req = refund_request(parse_json_object(raw))
     payment = await payment_of(request, merchant)
-    return await idempotent(request, merchant, raw, lambda: svc.refunds.create(payment, req))
+    return await idempotent(request, scope_of(merchant), raw,
+                            lambda: svc.refunds.create(payment, req))
 
 
 @routes.get("/v1/payments/{id}/refunds")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from router.api.common import authenticate, json_reply, services
+from router.api.common import authenticate, idempotent, scope_of, services
 from router.api.payments import payment_of
-from router.domain import UNSETTLED
+from router.domain import UNSETTLED, Payment
 from router.errors import RouterError, invalid_state
+from router.replies import Reply
+from router.services import Services
 
 routes = web.RouteTableDef()
 
@@ -19,14 +21,21 @@ async def drive(request: web.Request) -> web.Response:
     if not svc.settings.sandbox:
         raise RouterError(404, "not_found", "Sandbox controls are off on this gateway.")
     merchant = await authenticate(request)
+    raw = await request.read()
     payment = await payment_of(request, merchant)
+    outcome = request.match_info["outcome"]
+    return await idempotent(request, scope_of(merchant), raw,
+                            lambda: _drive(svc, payment, outcome))
+
+
+async def _drive(svc: Services, payment: Payment, outcome: str) -> Reply:
     if payment.status not in UNSETTLED:
         raise invalid_state(f"The payment is already {payment.status}.")
     attempt = payment.rail.current
     rail = svc.settings.rail(attempt.rail)
     if rail is None or not rail.base_url:
         raise invalid_state(f"The {attempt.rail} rail has no simulator to drive.")
-    url = f"{rail.base_url}/sim/orders/{attempt.rail_order_no}/{request.match_info['outcome']}"
+    url = f"{rail.base_url}/sim/orders/{attempt.rail_order_no}/{outcome}"
     try:
         async with svc.session.post(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
             text = await resp.text()
@@ -36,4 +45,4 @@ async def drive(request: web.Request) -> web.Response:
         raise RouterError(502, "adapter_error", "The simulator cannot be reached.") from None
     # Learn the outcome now rather than waiting for the notification.
     payment = await svc.engine.check(payment)
-    return json_reply(200, payment.to_json())
+    return Reply.json(200, payment.to_json())

@@ -23,6 +23,7 @@ stream, one sweeper set and one webhook retry set; workers walk all shards.
     {N}q:y:{mid}:{payer}            string GCRA state, payer limit
     q:rail:{name}                   string GCRA state, rail quota (the one cross-shard key:
                                            on a cluster it moves to a script of its own)
+                                    (each q: key gets ":{rps}/{burst}" appended, limits.py)
     deadletters                     zset   dead-lettered event ids by time
     config:pepper                   string pepper for API-key hashes when none is configured
 """

@@ -9,14 +9,8 @@
 local srv = server_ms()
 local use_idem = ARGV[1] == '1'
 if use_idem then
-  local rec = redis.call('HMGET', KEYS[1], 'h', 'st', 'l', 'c', 'b', 'p')
-  if rec[1] then
-    if rec[1] ~= ARGV[2] then return {'reused'} end
-    if rec[2] == '1' then return {'replay', rec[4], rec[5]} end
-    if tonumber(rec[3]) > srv then return {'in_use'} end
-    redis.call('HSET', KEYS[1], 'o', ARGV[3], 'l', srv + tonumber(ARGV[4]))
-    return {'takeover', rec[6] or ''}
-  end
+  local decided = idem_existing(KEYS[1], ARGV[2], ARGV[3], ARGV[4], srv)
+  if decided then return decided end
 end
 
 local refused = admit({{KEYS[5], ARGV[14], ARGV[15]}, {KEYS[6], ARGV[16], ARGV[17]},

@@ -12,7 +12,10 @@ if existing then
 end
 local p = redis.call('HMGET', KEYS[1], 's', 'a', 'rr')
 if not p[1] then return {'missing'} end
-if p[1] ~= 'succeeded' and p[1] ~= 'partially_refunded' then return {'state', p[1]} end
+-- A fully refunded payment was paid: a further refund exceeds it (the check below).
+if p[1] ~= 'succeeded' and p[1] ~= 'partially_refunded' and p[1] ~= 'refunded' then
+  return {'state', p[1]}
+end
 local reserved = tonumber(p[3] or '0')
 local amount = tonumber(ARGV[2])
 if reserved + amount > tonumber(p[2]) then

@@ -6,6 +6,19 @@ local function server_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- An existing idempotency record decides the call: a stored answer is replayed, a live
+-- claim refuses, a claim past its lease is taken over by `owner`. Returns nil when the
+-- key is free (the caller claims it).
+local function idem_existing(key, request_hash, owner, lease_ms, now)
+  local rec = redis.call('HMGET', key, 'h', 'st', 'l', 'c', 'b', 'p')
+  if not rec[1] then return nil end
+  if rec[1] ~= request_hash then return {'reused'} end
+  if rec[2] == '1' then return {'replay', rec[4], rec[5]} end
+  if tonumber(rec[3]) > now then return {'in_use'} end
+  redis.call('HSET', key, 'o', owner, 'l', now + tonumber(lease_ms))
+  return {'takeover', rec[6] or ''}
+end
+
 -- GCRA over several keys, all or nothing. specs = {{key, interval_ms, burst}, ...}; an
 -- interval of 0 means "no limit". Returns nil when every key admits the call (and then
 -- records it), else {wait_ms, burst, index} of the tightest refusing key, writing nothing.
