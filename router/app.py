@@ -74,7 +74,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[SERVICES] = Services(
             settings=settings, metrics=metrics, redis=redis, store=store,
             merchants=merchants, session=session, adapters=adapters, rails=rails,
-            router=Router(adapters, settings.default_method), engine=engine,
+            router=Router(adapters, settings.rails, settings.default_method), engine=engine,
             refunds=refund_engine,
             sweeper=Sweeper(store, engine, refund_engine, settings.sweeper,
                             settings.redis.shards, metrics),

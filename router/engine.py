@@ -9,11 +9,21 @@ notification or a query) moves it on. Every rail call for an attempt carries the
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, assert_never, final
 
-from adapters.base import Charge, Close, Query, RailError, RailResult, RailStatus, Reverse
+from adapters.base import (
+    Charge,
+    Close,
+    HttpRequest,
+    Query,
+    RailError,
+    RailResult,
+    RailStatus,
+    Reverse,
+)
 from router.domain import (
     PAYMENT_EVENTS,
     TRANSITIONS,
@@ -23,7 +33,7 @@ from router.domain import (
     RailState,
     Status,
 )
-from router.errors import RouterError, invalid_state
+from router.errors import RouterError, invalid_state, validation_error
 from router.events import event, now_ms
 from router.limits import LIMIT_NAMES, payment_specs, too_many
 from router.merchants import Merchant
@@ -38,6 +48,15 @@ from router.validation import PaymentRequest
 log = logging.getLogger("payrouter.engine")
 
 Mutation = Callable[[RailState], None]
+
+
+_PARAM = re.compile(r"\b(payer\.\w+|currency|amount|description|metadata\.\w+)")
+
+
+def _param_in(message: str) -> str:
+    """The request field an adapter's refusal names, for the error's `param`."""
+    found = _PARAM.search(message)
+    return found.group(1) if found else "payer"
 
 
 def rail_order_no(payment_id: str, attempt: int) -> str:
@@ -122,6 +141,13 @@ class Engine:
             status=Status.PROCESSING, version=1, updated_ms=now, refunded_amount=0,
             rail=RailState([Attempt(1, rail, rail_order_no(pid, 1))]),
         )
+        charge = self.charge_op(payment)
+        try:
+            # Built (and signed) before anything is written: a request the rail cannot
+            # take is the caller's error, answered 422 with nothing recorded.
+            built = self.rails.build(rail, charge)
+        except RailError as err:
+            raise validation_error(_param_in(err.message), err.message) from None
         owner = keys.new_id("own", merchant.shard)
         sweep = self.settings.sweeper
         outcome = await self.store.create_payment(
@@ -136,7 +162,7 @@ class Engine:
         ticket = IdemTicket(merchant.shard, merchant.id, idem[0], owner) if idem else None
         match outcome.kind:
             case "created":
-                return await self._charge(payment, ticket)
+                return await self._charge(payment, charge, built, ticket)
             case "replay":
                 return Reply(int(outcome.values[0]), outcome.values[1],
                              {"Idempotent-Replayed": "true"})
@@ -163,10 +189,10 @@ class Engine:
             case other:
                 raise RuntimeError(f"unexpected create outcome {other}")
 
-    async def _charge(self, payment: Payment, ticket: IdemTicket | None) -> Reply:
-        attempt = payment.rail.current
+    async def _charge(self, payment: Payment, charge: Charge, built: HttpRequest | RailResult,
+                      ticket: IdemTicket | None) -> Reply:
         try:
-            result = await self.rails.call(attempt.rail, self.charge_op(payment))
+            result = await self.rails.call(payment.rail.current.rail, charge, built)
         except RailError as err:
             return await self._charge_failed(payment, err, ticket)
         status = status_of(result) or Status.PROCESSING
@@ -324,6 +350,10 @@ class Engine:
                 return moved
             result = None
         status = status_of(result) if result else None
+        if status is Status.REQUIRES_ACTION and payment.scene == "quickpay":
+            # A payer-code charge "waiting for the buyer" is the payer confirming: the
+            # confirm window and reversal apply, not QR expiry.
+            status = Status.PROCESSING
         if status in (Status.SUCCEEDED, Status.FAILED, Status.CLOSED):
             assert result is not None
             return await self.apply(payment, result)

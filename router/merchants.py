@@ -7,9 +7,10 @@ other processes see them within `ttl_s`).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, final
 
 from redis.asyncio import Redis
@@ -31,12 +32,15 @@ class Merchant:
     webhook_url: str | None = None
     rate_limit: RateLimit | None = None  # None: the configured default
     payer_limit: RateLimit | None = None
+    # method → the rail that serves it for this merchant (e.g. a sub-merchant rail)
+    rails: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "object": "merchant", "name": self.name}
         body["webhook_url"] = self.webhook_url
         body["rate_limit"] = _rate_json(self.rate_limit)
         body["payer_rate_limit"] = _rate_json(self.payer_limit)
+        body["rails"] = dict(self.rails)
         return body
 
 
@@ -51,6 +55,7 @@ def _encode(m: Merchant, key_hash: str) -> Mapping[FieldT, EncodableT]:
         "webhook_secret": m.webhook_secret.reveal(),
         "webhook_url": m.webhook_url or "",
         "key_hash": key_hash,
+        "rails": json.dumps(dict(m.rails), sort_keys=True),
     }
     for prefix, rate in (("rl", m.rate_limit), ("pl", m.payer_limit)):
         fields[f"{prefix}_rps"] = "" if rate is None else repr(rate.rps)
@@ -73,6 +78,7 @@ def _decode(mid: str, raw: dict[bytes, bytes]) -> Merchant:
         webhook_url=f.get("webhook_url") or None,
         rate_limit=rate("rl"),
         payer_limit=rate("pl"),
+        rails=json.loads(f.get("rails") or "{}"),
     )
 
 

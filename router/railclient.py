@@ -8,7 +8,7 @@ from typing import final
 
 import aiohttp
 
-from adapters.base import Adapter, HttpResponse, Operation, RailError, RailResult
+from adapters.base import Adapter, HttpRequest, HttpResponse, Operation, RailError, RailResult
 from router.metrics import Metrics
 
 
@@ -31,12 +31,20 @@ class RailClient:
     def adapter(self, rail: str) -> Adapter:
         return self._adapters[rail]
 
-    async def call(self, rail: str, op: Operation) -> RailResult:
-        """The rail's answer to `op`; raises `RailError` (definitive or unknown)."""
+    def build(self, rail: str, op: Operation) -> HttpRequest | RailResult:
+        """Build (and sign) `op` without sending it. A `RailError` raised here means the
+        rail cannot take the request as it is: nothing was sent."""
+        return self._adapters[rail].build(op)
+
+    async def call(self, rail: str, op: Operation,
+                   built: HttpRequest | RailResult | None = None) -> RailResult:
+        """The rail's answer to `op` (sending `built` when the caller built it already);
+        raises `RailError` (definitive or unknown)."""
         adapter = self._adapters[rail]
         op_name = type(op).__name__.lower()
         try:
-            built = adapter.build(op)
+            if built is None:
+                built = adapter.build(op)
             if isinstance(built, RailResult):
                 self._metrics.rail_calls.labels(rail, op_name, built.status.value).inc()
                 return built

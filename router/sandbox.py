@@ -8,6 +8,7 @@ would run them.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import dataclass, replace
@@ -15,14 +16,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from adapters.bank import protocol as bank_protocol
-from adapters.bank import simulator as bank_simulator
 from router.embedded import free_port
 from router.merchants import MerchantDirectory
 from router.security import Secret, random_token
 from router.settings import RailSettings, Settings
 
-SIMULATED_RAILS = ("bank",)
+# Built-in rails with a simulator: `adapters.<rail>.protocol.load_or_create_bundle` and
+# `adapters.<rail>.simulator.create_app(credentials, SimulatorOptions(...))` each.
+SIMULATED_RAILS = ("bank", "wechatpay", "alipay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +37,16 @@ DEMO_FILE = "demo_merchant.json"
 
 
 def simulator_app(rail: str, keys_dir: Path, time_scale: float = 1.0) -> web.Application:
-    """The simulator of a built-in rail, with its credential bundle in `keys_dir`."""
-    if rail == "bank":
-        creds = bank_protocol.load_or_create_bundle(keys_dir)
-        return bank_simulator.create_app(
-            creds, bank_simulator.SimulatorOptions(time_scale=time_scale))
-    raise ValueError(f"no simulator for rail {rail!r}")
+    """The simulator of a built-in rail, with its credential bundle in `keys_dir`
+    (written on first use)."""
+    if rail not in SIMULATED_RAILS:
+        raise ValueError(f"no simulator for rail {rail!r}")
+    protocol = importlib.import_module(f"adapters.{rail}.protocol")
+    simulator = importlib.import_module(f"adapters.{rail}.simulator")
+    credentials = protocol.load_or_create_bundle(keys_dir)
+    app: web.Application = simulator.create_app(
+        credentials, simulator.SimulatorOptions(time_scale=time_scale))
+    return app
 
 
 async def start_simulators(settings: Settings) -> tuple[Settings, list[web.AppRunner]]:

@@ -3,6 +3,7 @@ server per test, and a gateway on a real loopback port per test."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,8 +14,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from adapters.bank import protocol as bank_protocol
-from adapters.bank import simulator as bank_simulator
 from router.embedded import EmbeddedRedis, free_port
 from router.settings import RailSettings, Settings
 from tests.helpers import Gateway, fast_settings, start_gateway
@@ -51,15 +50,18 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @dataclass
-class BankSim:
+class Sim:
+    """A rail simulator serving on loopback, with its credential bundle."""
+
+    rail: str
     base_url: str
     keys_dir: Path
     app: web.Application
     session: aiohttp.ClientSession
 
     @property
-    def runtime(self) -> bank_simulator.Runtime:
-        return self.app[bank_simulator.SIM_KEY]
+    def runtime(self) -> Any:
+        return self.app[importlib.import_module(f"adapters.{self.rail}.simulator").SIM_KEY]
 
     async def ledger(self) -> dict[str, Any]:
         async with self.session.get(f"{self.base_url}/sim/ledger") as resp:
@@ -71,26 +73,65 @@ class BankSim:
             assert resp.status == 200, await resp.text()
 
 
-@pytest.fixture
-async def bank_sim(tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[BankSim]:
-    keys_dir = tmp_path / "bank-keys"
-    creds = bank_protocol.load_or_create_bundle(keys_dir)
-    app = bank_simulator.create_app(
-        creds, bank_simulator.SimulatorOptions(time_scale=0.1, hang_seconds=5.0, seed=7))
+BankSim = Sim  # the name most tests know it by
+
+
+async def _start_sim(rail: str, keys_dir: Path,
+                     http: aiohttp.ClientSession) -> tuple[Sim, web.AppRunner]:
+    protocol = importlib.import_module(f"adapters.{rail}.protocol")
+    simulator = importlib.import_module(f"adapters.{rail}.simulator")
+    app = simulator.create_app(
+        protocol.load_or_create_bundle(keys_dir),
+        simulator.SimulatorOptions(time_scale=0.1, hang_seconds=5.0, seed=7))
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield BankSim(f"http://127.0.0.1:{port}", keys_dir, app, http)
+    return Sim(rail, f"http://127.0.0.1:{port}", keys_dir, app, http), runner
+
+
+@pytest.fixture
+async def bank_sim(tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[Sim]:
+    sim, runner = await _start_sim("bank", tmp_path / "bank-keys", http)
+    yield sim
     await runner.cleanup()
 
 
-def gateway_settings(redis_url: str, bank: BankSim, tmp_path: Path, **changes: Any) -> Settings:
-    rails = (
-        RailSettings(name="bank", base_url=bank.base_url, keys_dir=bank.keys_dir, timeout_s=1.0),
-        RailSettings(name="instant"),
-    )
-    settings = fast_settings(redis_url, rails, free_port(), str(tmp_path / "data"))
+@pytest.fixture(scope="session")
+def wallet_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """RSA bundles take a while to generate: one per wallet for the whole session."""
+    keys = {}
+    for rail in ("wechatpay", "alipay"):
+        keys[rail] = tmp_path_factory.mktemp(f"{rail}-keys")
+        importlib.import_module(f"adapters.{rail}.protocol").load_or_create_bundle(keys[rail])
+    return keys
+
+
+@pytest.fixture
+async def wechat_sim(wallet_keys: dict[str, Path],
+                     http: aiohttp.ClientSession) -> AsyncIterator[Sim]:
+    sim, runner = await _start_sim("wechatpay", wallet_keys["wechatpay"], http)
+    yield sim
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def alipay_sim(wallet_keys: dict[str, Path],
+                     http: aiohttp.ClientSession) -> AsyncIterator[Sim]:
+    sim, runner = await _start_sim("alipay", wallet_keys["alipay"], http)
+    yield sim
+    await runner.cleanup()
+
+
+def rail_settings(*sims: Sim) -> tuple[RailSettings, ...]:
+    return (*(RailSettings(name=s.rail, base_url=s.base_url, keys_dir=s.keys_dir, timeout_s=1.0)
+              for s in sims), RailSettings(name="instant"))
+
+
+def gateway_settings(redis_url: str, bank: Sim, tmp_path: Path, *more: Sim,
+                     **changes: Any) -> Settings:
+    settings = fast_settings(redis_url, rail_settings(bank, *more), free_port(),
+                             str(tmp_path / "data"))
     return replace(settings, **changes) if changes else settings
 
 
@@ -98,5 +139,15 @@ def gateway_settings(redis_url: str, bank: BankSim, tmp_path: Path, **changes: A
 async def gateway(redis_url: str, bank_sim: BankSim, tmp_path: Path,
                   http: aiohttp.ClientSession) -> AsyncIterator[Gateway]:
     gw = await start_gateway(gateway_settings(redis_url, bank_sim, tmp_path), http)
+    yield gw
+    await gw.close()
+
+
+@pytest.fixture
+async def wallet_gateway(redis_url: str, bank_sim: Sim, wechat_sim: Sim, alipay_sim: Sim,
+                         tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[Gateway]:
+    """A gateway with every built-in rail, each on its simulator."""
+    settings = gateway_settings(redis_url, bank_sim, tmp_path, wechat_sim, alipay_sim)
+    gw = await start_gateway(settings, http)
     yield gw
     await gw.close()

@@ -9,13 +9,15 @@ from aiohttp import web
 
 from router.api.common import json_reply, require_admin, services
 from router.errors import RouterError, not_found, validation_error
+from router.routing import Router
 from router.security import Secret
 from router.settings import RateLimit
 from router.validation import parse_json_object
 
 routes = web.RouteTableDef()
 
-_PATCHABLE = {"name", "webhook_url", "webhook_secret", "rate_limit", "payer_rate_limit"}
+_PATCHABLE = {"name", "webhook_url", "webhook_secret", "rate_limit", "payer_rate_limit",
+              "rails"}
 
 
 @routes.post("/v1/admin/merchants")
@@ -57,7 +59,10 @@ async def update_merchant(request: web.Request) -> web.Response:
     for field, value in body.items():
         if field not in _PATCHABLE:
             raise validation_error(field, f"{field!r} cannot be changed.")
-        changes[_attr(field)] = _patch_value(field, value)
+        if field == "rails":
+            changes["rails"] = _rail_mapping(svc.router, value)
+        else:
+            changes[_attr(field)] = _patch_value(field, value)
     merchant = replace(merchant, **changes)
     await svc.merchants.update(merchant)
     return json_reply(200, merchant.to_json())
@@ -90,6 +95,20 @@ def _patch_value(field: str, value: Any) -> Any:
     if not isinstance(value, str) or not 1 <= len(value) <= 100:
         raise validation_error(field, f"{field} must be a string of 1-100 characters.")
     return value
+
+
+def _rail_mapping(router: Router, value: Any) -> dict[str, str]:
+    """`{"wechatpay": "wechatpay-sub-1"}`: this merchant's wechatpay payments go to that
+    rail. `{}` or null clears the mapping."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise validation_error("rails", "rails must map method names to rail names.")
+    for method, rail in value.items():
+        router.check_mapping(method, rail)
+    return dict(value)
 
 
 @routes.post("/v1/admin/events/{id}/redeliver")

@@ -37,7 +37,7 @@ async def create_payment(request: web.Request) -> web.Response:
     raw = await request.read()
     req = payment_request(parse_json_object(raw))
     key = idempotency_key(request)
-    rail, routing = svc.router.choose(req)
+    rail, routing = svc.router.choose(merchant, req)
     idem = (key, request_hash(request, raw)) if key else None
     return respond(await svc.engine.create(merchant, req, rail, routing, idem))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 from aiohttp import web
 
@@ -35,14 +37,30 @@ async def _drive(svc: Services, payment: Payment, outcome: str) -> Reply:
     rail = svc.settings.rail(attempt.rail)
     if rail is None or not rail.base_url:
         raise invalid_state(f"The {attempt.rail} rail has no simulator to drive.")
-    url = f"{rail.base_url}/sim/orders/{attempt.rail_order_no}/{outcome}"
     try:
-        async with svc.session.post(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-            text = await resp.text()
-            if resp.status >= 300:
-                raise invalid_state(f"The simulator refused: {text[:200]}")
+        await _present(svc, rail.base_url, payment.rail.action)
+        await _post(svc, f"{rail.base_url}/sim/orders/{attempt.rail_order_no}/{outcome}")
     except aiohttp.ClientError:
         raise RouterError(502, "adapter_error", "The simulator cannot be reached.") from None
     # Learn the outcome now rather than waiting for the notification.
     payment = await svc.engine.check(payment)
     return Reply.json(200, payment.to_json())
+
+
+async def _present(svc: Services, base_url: str, action: dict[str, Any] | None) -> None:
+    """Orders that exist at the rail only once a wallet or browser presents them (an
+    Alipay app order string, a wap URL) are presented first, as the payer's app would.
+    A simulator without the control (404) has nothing to learn."""
+    presented = (action or {}).get("order_string") or (action or {}).get("url")
+    if not presented:
+        return
+    async with svc.session.post(f"{base_url}/sim/present", data=str(presented).encode(),
+                                timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        if resp.status >= 300 and resp.status != 404:
+            raise invalid_state(f"The simulator refused the order: {(await resp.text())[:200]}")
+
+
+async def _post(svc: Services, url: str) -> None:
+    async with svc.session.post(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        if resp.status >= 300:
+            raise invalid_state(f"The simulator refused: {(await resp.text())[:200]}")
