@@ -18,6 +18,7 @@ from typing import Any, cast, final
 
 import aiohttp
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from router.events import now_ms
@@ -110,41 +111,50 @@ class WebhookDispatcher:
         return total
 
     async def _deliver_entries(self, reply: list[list[Any]]) -> int:
-        jobs = []
+        batch: list[tuple[str, bytes, dict[bytes, bytes]]] = []
         for stream, entries in reply or []:
             name = stream.decode() if isinstance(stream, bytes) else str(stream)
             assert isinstance(entries, list)
             for entry_id, fields in entries:
                 # A deleted entry comes back empty from XAUTOCLAIM on old Redis.
                 if fields and (name, entry_id) not in self._inflight:
-                    jobs.append(self._deliver_entry(name, entry_id, fields))
-        await asyncio.gather(*jobs)
-        return len(jobs)
-
-    async def _deliver_entry(self, stream: str, entry_id: bytes,
-                             fields: dict[bytes, bytes]) -> None:
-        self._inflight.add((stream, entry_id))
+                    batch.append((name, entry_id, fields))
+        if not batch:
+            return 0
+        marks = [(name, entry_id) for name, entry_id, _ in batch]
+        self._inflight.update(marks)
         try:
-            await self._deliver_and_ack(stream, entry_id, fields)
+            delivered = await asyncio.gather(*(
+                self.deliver(f[b"m"].decode(), f.get(b"u", b"").decode(), f[b"b"])
+                for _, _, f in batch))
+            await self._settle(batch, delivered)
         finally:
-            self._inflight.discard((stream, entry_id))
+            self._inflight.difference_update(marks)
+        return len(batch)
 
-    async def _deliver_and_ack(self, stream: str, entry_id: bytes,
-                               fields: dict[bytes, bytes]) -> None:
+    async def _settle(self, batch: list[tuple[str, bytes, dict[bytes, bytes]]],
+                      delivered: list[bool]) -> None:
+        """Acknowledge and delete a batch of outbox entries, moving the failed ones to the
+        retry set first: one MULTI per stream, so each stays within one shard's slot."""
+        by_stream: dict[str, list[tuple[bytes, dict[bytes, bytes], bool]]] = {}
+        for (stream, entry_id, fields), ok in zip(batch, delivered, strict=True):
+            by_stream.setdefault(stream, []).append((entry_id, fields, ok))
+        for stream, items in by_stream.items():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for _, fields, ok in items:
+                    if not ok:
+                        self._schedule_retry(pipe, fields)
+                ids = [entry_id for entry_id, _, _ in items]
+                pipe.xack(stream, GROUP, *ids)
+                pipe.xdel(stream, *ids)
+                await pipe.execute()
+
+    def _schedule_retry(self, pipe: Pipeline, fields: dict[bytes, bytes]) -> None:
         eid = fields[b"e"].decode()
-        mid = fields[b"m"].decode()
-        url = fields.get(b"u", b"").decode()
-        body = fields[b"b"]
-        ok = await self.deliver(mid, url, body)
         shard = keys.shard_of(eid) or 0
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if not ok:
-                pipe.hset(keys.event(shard, eid),
-                          mapping={"m": mid, "u": url, "b": body, "n": 1, "dead": 0})
-                pipe.zadd(keys.webhook_retries(shard), {eid: self._next_due(0)})
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
+        pipe.hset(keys.event(shard, eid), mapping={
+            "m": fields[b"m"], "u": fields.get(b"u", b""), "b": fields[b"b"], "n": 1, "dead": 0})
+        pipe.zadd(keys.webhook_retries(shard), {eid: self._next_due(0)})
 
     # ----------------------------------------------------------------- retries
     async def retry_due(self) -> int:
