@@ -1,4 +1,4 @@
-"""The adapter conformance suite (`adapters/conformance.py`) against every built-in rail.
+"""The adapter conformance suite (`adapters/conformance/`) against every built-in rail.
 
 One test per (rail, check): a failure names both. Each test gets a fresh simulator on a
 loopback port; the (slow, RSA) credential bundle is made once per rail per module.

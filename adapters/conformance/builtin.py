@@ -1,0 +1,136 @@
+"""The kits for the built-in rails (`bank`, `wechatpay`, `alipay`, `instant`)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+
+from adapters.base import RailResult, RailStatus
+from adapters.conformance.kit import CAPABILITIES, EnvSettings, RailKit, SimSpec, expect
+
+
+def _bank_kit() -> RailKit:
+    from adapters.bank import adapter, protocol, simulator
+
+    def create_app(bundle: object, s: EnvSettings) -> web.Application:
+        if not isinstance(bundle, protocol.BankCredentials):
+            raise TypeError("a bank bundle is needed")
+        options = simulator.SimulatorOptions(time_scale=s.time_scale,
+                                             hang_seconds=s.hang_seconds, seed=7)
+        return simulator.create_app(bundle, options)
+
+    async def settled(app: web.Application) -> None:
+        await app[simulator.SIM_KEY].notifications_settled()
+
+    S = protocol.OrderStatus
+    return RailKit(
+        name="bank",
+        create_adapter=adapter.create_adapter,
+        capabilities=frozenset(CAPABILITIES),
+        sim=SimSpec(protocol.load_or_create_bundle, create_app, settled),
+        status_table={
+            S.WAITING.value: RailStatus.REQUIRES_ACTION,
+            S.PAYING.value: RailStatus.PROCESSING,
+            S.SUCCESS.value: RailStatus.SUCCEEDED,
+            S.FAILED.value: RailStatus.FAILED,
+            S.CLOSED.value: RailStatus.CLOSED,
+            S.REVERSED.value: RailStatus.CLOSED,
+        },
+    )
+
+
+def _wechatpay_kit() -> RailKit:
+    from adapters.wechatpay import adapter, protocol, simulator
+
+    def create_app(bundle: object, s: EnvSettings) -> web.Application:
+        if not isinstance(bundle, protocol.WeChatPayCredentials):
+            raise TypeError("a wechatpay bundle is needed")
+        options = simulator.SimulatorOptions(time_scale=s.time_scale,
+                                             hang_seconds=s.hang_seconds, seed=7)
+        return simulator.create_app(bundle, options)
+
+    async def settled(app: web.Application) -> None:
+        await app[simulator.SIM_KEY].notifications_settled()
+
+    T = protocol.TradeState
+    openid = {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}
+    return RailKit(
+        name="wechatpay",
+        create_adapter=adapter.create_adapter,
+        capabilities=frozenset(CAPABILITIES),
+        sim=SimSpec(protocol.load_or_create_bundle, create_app, settled),
+        scene_payers={"jsapi": openid, "mini_program": openid,
+                      "h5": {"client_ip": "127.0.0.1"}},
+        status_table={
+            T.NOTPAY.value: RailStatus.REQUIRES_ACTION,
+            T.USERPAYING.value: RailStatus.PROCESSING,
+            T.SUCCESS.value: RailStatus.SUCCEEDED,
+            T.REFUND.value: RailStatus.SUCCEEDED,
+            T.PAYERROR.value: RailStatus.FAILED,
+            T.CLOSED.value: RailStatus.CLOSED,
+            T.REVOKED.value: RailStatus.CLOSED,
+        },
+    )
+
+
+async def _alipay_present(session: aiohttp.ClientSession, sim_url: str,
+                          result: RailResult) -> None:
+    """Open an app order string or an h5 URL as Alipay's wallet or browser would."""
+    data = result.action.data if result.action is not None else {}
+    text = data.get("order_string") or data.get("url")
+    expect(isinstance(text, str), f"nothing to present in {result.action}")
+    async with session.post(sim_url + "/sim/present", data=str(text).encode()) as resp:
+        body = await resp.text()
+        expect(resp.status == 200 and '"10000"' in body, f"present: HTTP {resp.status} {body}")
+
+
+def _alipay_kit() -> RailKit:
+    from adapters.alipay import adapter, protocol, simulator
+
+    def create_app(bundle: object, s: EnvSettings) -> web.Application:
+        if not isinstance(bundle, protocol.AlipayCredentials):
+            raise TypeError("an alipay bundle is needed")
+        options = simulator.SimulatorOptions(time_scale=s.time_scale,
+                                             hang_seconds=s.hang_seconds, seed=7)
+        return simulator.create_app(bundle, options)
+
+    async def settled(app: web.Application) -> None:
+        await app[simulator.SIM_KEY].notifications_settled()
+
+    T = protocol.TradeStatus
+    buyer = {"buyer_id": "2088102177846880"}
+    return RailKit(
+        name="alipay",
+        create_adapter=adapter.create_adapter,
+        capabilities=frozenset(CAPABILITIES),
+        sim=SimSpec(protocol.load_or_create_bundle, create_app, settled),
+        scene_payers={"jsapi": buyer, "mini_program": buyer},
+        presented_scenes=frozenset({"app", "h5"}),
+        present=_alipay_present,
+        # An unscanned precreate QR is invisible to trade.query; a created one is not.
+        waiting_scene="jsapi",
+        status_table={
+            T.WAIT_BUYER_PAY.value: RailStatus.REQUIRES_ACTION,
+            T.TRADE_SUCCESS.value: RailStatus.SUCCEEDED,
+            T.TRADE_FINISHED.value: RailStatus.SUCCEEDED,
+            T.TRADE_CLOSED.value: RailStatus.CLOSED,
+        },
+        unreachable_statuses={
+            T.TRADE_FINISHED.value: "the simulator does not model the end of the refund window",
+        },
+    )
+
+
+def _instant_kit() -> RailKit:
+    from adapters.instant import adapter
+
+    return RailKit(
+        name="instant",
+        create_adapter=adapter.create_adapter,
+        capabilities=frozenset({"reverse", "refunds"}),
+    )
+
+
+KITS: Final[list[RailKit]] = [_bank_kit(), _wechatpay_kit(), _alipay_kit(), _instant_kit()]
