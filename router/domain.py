@@ -109,6 +109,9 @@ class RailState:
     failure: dict[str, str] | None = None
     rail_reference: str | None = None
     checks: int = 0  # how many times the sweeper has queried the rail
+    # The router asked the rail to close or reverse the order: a "closed" the rail
+    # reports later is then the router's own doing (`closed`), not the payer's failure.
+    closing: bool = False
 
     def pack(self) -> bytes:
         return _pack(
@@ -118,13 +121,17 @@ class RailState:
                 self.failure,
                 self.rail_reference,
                 self.checks,
+                self.closing,
             ]
         )
 
     @classmethod
     def unpack(cls, blob: bytes) -> RailState:
-        attempts, action, failure, ref, checks = msgpack.unpackb(blob)
-        return cls([Attempt.from_wire(a) for a in attempts], action, failure, ref, checks)
+        fields = msgpack.unpackb(blob)
+        attempts, action, failure, ref, checks = fields[:5]
+        closing = bool(fields[5]) if len(fields) > 5 else False  # records before the flag
+        return cls([Attempt.from_wire(a) for a in attempts], action, failure, ref, checks,
+                   closing)
 
     @property
     def current(self) -> Attempt:

@@ -111,6 +111,10 @@ def _count_check(state: RailState) -> None:
     state.checks += 1
 
 
+def _mark_closing(state: RailState) -> None:
+    state.closing = True
+
+
 @final
 class Engine:
     __slots__ = ("metrics", "rails", "settings", "store")
@@ -325,9 +329,19 @@ class Engine:
         return str(now_ms() + int(delay * 1000))
 
     # ----------------------------------------------------------------- settling
-    async def apply(self, payment: Payment, result: RailResult) -> Payment:
-        """Apply a rail's definitive word (answer, notification, query) to a payment."""
+    async def apply(self, payment: Payment, result: RailResult, *,
+                    ours: bool = False) -> Payment:
+        """Apply a rail's definitive word (answer, notification, query) to a payment.
+        `ours`: the answer to the router's own close or reverse."""
         status = status_of(result)
+        if status is Status.CLOSED and not ours and not payment.rail.closing:
+            # Some rails (Alipay's TRADE_CLOSED) say "closed" for a payer's failed payment
+            # too. An order the router never asked to close ended without the payer paying.
+            status = Status.FAILED
+            result = replace(result, status=RailStatus.FAILED,
+                             failure_code=result.failure_code or "rail_closed",
+                             failure_message=result.failure_message
+                             or "The rail closed the order without payment.")
         if status is None or status not in TRANSITIONS[payment.status]:
             return payment
         moved, _ = await self.move(payment, status, record_result(result))
@@ -377,6 +391,9 @@ class Engine:
 
     async def _end(self, payment: Payment, op: Close | Reverse) -> Payment:
         """Close or reverse at the rail; only the rail's confirmation closes the payment."""
+        payment, marked = await self._mark_closing(payment)
+        if not marked:
+            return payment
         try:
             result = await self.rails.call(payment.rail.current.rail, op)
         except RailError as err:
@@ -384,13 +401,25 @@ class Engine:
                         err.code)
             moved, _ = await self.move(payment, payment.status, _count_check)
             return moved
-        return await self.apply(payment, result)
+        return await self.apply(payment, result, ours=True)
+
+    async def _mark_closing(self, payment: Payment) -> tuple[Payment, bool]:
+        """Record, before asking, that the router closes this order, so a "closed" learnt
+        by any path (query, notification, the lost answer's retry) is known as ours."""
+        if payment.rail.closing:
+            return payment, True
+        return await self.move(payment, payment.status, _mark_closing)
 
     # ----------------------------------------------------------------- close
     async def close(self, payment: Payment) -> Reply:
         if payment.status is Status.CLOSED:
             return Reply.json(200, payment.to_json())
         if payment.status not in UNSETTLED:
+            raise invalid_state(f"A {payment.status} payment cannot be closed.")
+        payment, marked = await self._mark_closing(payment)
+        if not marked:  # settled meanwhile
+            if payment.status is Status.CLOSED:
+                return Reply.json(200, payment.to_json())
             raise invalid_state(f"A {payment.status} payment cannot be closed.")
         attempt = payment.rail.current
         op: Close | Reverse = (
@@ -410,7 +439,7 @@ class Engine:
             raise RouterError(502, "adapter_error",
                               "The rail's answer to the close is unknown; retry later.",
                               extra={"payment_id": payment.id}) from None
-        moved = await self.apply(payment, result)
+        moved = await self.apply(payment, result, ours=True)
         if moved.status is not Status.CLOSED:
             raise invalid_state(f"The payment could not be closed; it is {moved.status}.")
         return Reply.json(200, moved.to_json())
