@@ -25,6 +25,7 @@ from router.refunds import Refunds
 from router.routing import Router
 from router.services import METRICS, SERVICES, SETTINGS, Services
 from router.settings import Settings
+from router.store.resp import FastRedis
 from router.store.store import Store
 from router.sweeper import Sweeper
 from router.webhooks import WebhookDispatcher
@@ -57,6 +58,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError("settings.redis.url must be set (the CLI starts embedded Redis)")
     pool = BlockingConnectionPool.from_url(settings.redis.url, max_connections=64, timeout=5)
     redis = Redis(connection_pool=pool)
+    fast = FastRedis(settings.redis.url)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
     try:
         pepper = await load_pepper(redis, settings.key_pepper)
@@ -65,7 +67,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                           options=r.options)
             for r in settings.rails
         )
-        store = Store(redis, settings.idempotency.ttl_s)
+        store = Store(redis, fast, settings.idempotency.ttl_s)
         merchants = MerchantDirectory(redis, pepper, settings.redis.shards)
         rails = RailClient(session, adapters, {r.name: r.timeout_s for r in settings.rails},
                            metrics)
@@ -84,6 +86,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await session.close()
+        await fast.aclose()
         await redis.aclose()
         await pool.aclose()
 

@@ -8,11 +8,13 @@ Lua scripts must read (status, version, amount, refunded, reserved) as plain fie
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, final
 
 import msgpack
+import orjson
 
 from router.errors import invalid_state
 
@@ -77,8 +79,14 @@ def check_transition(current: Status, new: Status) -> None:
 
 def iso(ms: int) -> str:
     """RFC 3339 UTC with millisecond precision."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    seconds, millis = divmod(ms, 1000)
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_seconds(seconds: int) -> str:
+    # Formatting a datetime is slow, and a busy gateway stamps the same second many times.
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 # --------------------------------------------------------------------------- payment
@@ -205,6 +213,10 @@ class Payment:
             refunded_amount=int(fields.get(b"rf", b"0")),
             rail=RailState.unpack(fields[b"x"]),
         )
+
+    def render(self) -> bytes:
+        """The payment as the API answers it, serialised."""
+        return orjson.dumps(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {

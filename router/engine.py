@@ -48,6 +48,7 @@ from router.validation import PaymentRequest
 log = logging.getLogger("payrouter.engine")
 
 Mutation = Callable[[RailState], None]
+ReplyBuilder = Callable[[Payment, bytes], Reply]  # (payment, its rendered JSON) → answer
 
 
 _PARAM = re.compile(r"\b(payer\.\w+|currency|amount|description|metadata\.\w+)")
@@ -200,9 +201,9 @@ class Engine:
         except RailError as err:
             return await self._charge_failed(payment, err, ticket)
         status = status_of(result) or Status.PROCESSING
-        moved, _ = await self.move(payment, status, record_result(result), ticket=ticket,
-                                   reply=lambda p: Reply.json(201, p.to_json()))
-        return Reply.json(201, moved.to_json())
+        _, reply = await self.move_replying(payment, status, record_result(result), ticket,
+                                            lambda p, rendered: Reply(201, rendered))
+        return reply
 
     async def _charge_failed(
         self, payment: Payment, err: RailError, ticket: IdemTicket | None
@@ -213,11 +214,11 @@ class Engine:
             status, mutate = Status.PROCESSING, _count_check
         unreachable = err.code == "RAIL_UNREACHABLE"
 
-        def reply(p: Payment) -> Reply:
+        def reply(p: Payment, rendered: bytes) -> Reply:
             # A decline, or an unknown outcome that a notification or the sweeper has
             # already settled meanwhile: the payment itself is the answer.
             if (err.definitive and not unreachable) or p.status is not status:
-                return Reply.json(201, p.to_json())
+                return Reply(201, rendered)
             code, http = ("adapter_timeout", 504) if err.code == "RAIL_TIMEOUT" else (
                 "adapter_error", 502)
             message = ("The rail could not be reached; the payment failed."
@@ -227,8 +228,8 @@ class Engine:
             return Reply.error(RouterError(http, code, message, extra={
                 "payment_id": p.id, "payment_status": p.status.value}))
 
-        moved, _ = await self.move(payment, status, mutate, ticket=ticket, reply=reply)
-        return reply(moved)
+        _, answer = await self.move_replying(payment, status, mutate, ticket, reply)
+        return answer
 
     async def _existing(
         self, pid: str, ticket: IdemTicket | None, status: int, *, recover: bool = False
@@ -239,7 +240,7 @@ class Engine:
         if recover and payment.status in UNSETTLED:
             # The claim's owner died: ask the rail before anything else.
             payment = await self.check(payment, resend_if_missing=True)
-        reply = Reply.json(status, payment.to_json())
+        reply = Reply(status, payment.render())
         if ticket is not None:
             await self.store.idem_settle(ticket.shard, ticket.merchant_id, ticket.key,
                                          ticket.owner, reply.status, reply.body)
@@ -255,39 +256,50 @@ class Engine:
         )
 
     # ----------------------------------------------------------------- transitions
-    async def move(
-        self,
-        payment: Payment,
-        status: Status,
-        mutate: Mutation,
-        *,
-        ticket: IdemTicket | None = None,
-        reply: Callable[[Payment], Reply] | None = None,
-    ) -> tuple[Payment, bool]:
+    async def move(self, payment: Payment, status: Status, mutate: Mutation
+                   ) -> tuple[Payment, bool]:
         """Compare-and-set `payment` into `status`. On a lost race, re-read and retry while
         the move is still allowed. Returns the payment as it now is, and whether we moved it.
         """
+        current, moved, _ = await self._move(payment, status, mutate, None, None)
+        return current, moved
+
+    async def move_replying(self, payment: Payment, status: Status, mutate: Mutation,
+                            ticket: IdemTicket | None, reply: ReplyBuilder
+                            ) -> tuple[Payment, Reply]:
+        """`move`, answering a request: `reply` builds its answer from the payment as it
+        ends up, stored for the request's idempotency key in the same script."""
+        current, _, answer = await self._move(payment, status, mutate, ticket, reply)
+        assert answer is not None
+        return current, answer
+
+    async def _move(
+        self, payment: Payment, status: Status, mutate: Mutation,
+        ticket: IdemTicket | None, reply: ReplyBuilder | None,
+    ) -> tuple[Payment, bool, Reply | None]:
         current = payment
         for _ in range(5):
             if status not in TRANSITIONS[current.status]:
                 break
             new = self._next(current, status, mutate)
-            finish = self._finish(current, new, ticket, reply)
+            rendered = new.render()
+            answer = reply(new, rendered) if reply else None
+            finish = self._finish(current, new, rendered, ticket, answer)
             outcome = await self.store.transition(new, current.version,
                                                   current.status.value, finish)
             if outcome.kind == "ok":
                 if new.status is not current.status:
                     self.metrics.payments.labels(new.rail.current.rail, new.status.value).inc()
-                return new, True
+                return new, True, answer
             reloaded = await self.store.load_payment(payment.id)
             if reloaded is None:
                 raise RuntimeError(f"payment {payment.id} vanished")
             current = reloaded
-        if ticket is not None and reply is not None:
-            answer = reply(current)
+        answer = reply(current, current.render()) if reply else None
+        if ticket is not None and answer is not None:
             await self.store.idem_settle(ticket.shard, ticket.merchant_id, ticket.key,
                                          ticket.owner, answer.status, answer.body)
-        return current, False
+        return current, False, answer
 
     def _next(self, current: Payment, status: Status, mutate: Mutation) -> Payment:
         state = RailState.unpack(current.rail.pack())
@@ -295,16 +307,14 @@ class Engine:
         return replace(current, status=status, version=current.version + 1,
                        updated_ms=max(now_ms(), current.updated_ms + 1), rail=state)
 
-    def _finish(
-        self, current: Payment, new: Payment, ticket: IdemTicket | None,
-        reply: Callable[[Payment], Reply] | None,
-    ) -> Finish:
+    def _finish(self, current: Payment, new: Payment, rendered: bytes,
+                ticket: IdemTicket | None, answer: Reply | None) -> Finish:
         event_id, event_body = "", b""
         event_type = PAYMENT_EVENTS.get(new.status)
         if event_type and new.status is not current.status:
-            event_id, event_body = event(keys.shard_of(new.id) or 0, event_type,
-                                         new.to_json(), new.updated_ms)
-        answer = reply(new) if (ticket and reply) else None
+            event_id, event_body = event(keys.shard_of(new.id) or 0, event_type, rendered,
+                                         new.updated_ms)
+        answer = answer if ticket else None
         return Finish(
             due_action=self._due(new),
             event_id=event_id,

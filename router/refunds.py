@@ -12,6 +12,8 @@ import logging
 from dataclasses import replace
 from typing import final
 
+import orjson
+
 from adapters.base import RailError, RailResult, RailStatus, RefundQuery
 from adapters.base import Refund as RefundOp
 from router.domain import REFUND_EVENTS, Payment, Refund, RefundStatus
@@ -129,7 +131,7 @@ class Refunds:
         shard = keys.shard_of(refund.id) or 0
         event_id, event_body = "", b""
         if event_type := REFUND_EVENTS.get(status):
-            event_id, event_body = event(shard, event_type, new.to_json(), now)
+            event_id, event_body = event(shard, event_type, orjson.dumps(new.to_json()), now)
         due = (str(now + int(self.settings.sweeper.query_every_s * 1000))
                if status is RefundStatus.PROCESSING else "-")
         outcome = await self.store.refund_transition(

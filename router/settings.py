@@ -105,7 +105,10 @@ class Settings:
     default_method: str | None = None  # rail used when a payment names none
 
     def rail(self, name: str) -> RailSettings | None:
-        return next((r for r in self.rails if r.name == name), None)
+        for rail in self.rails:  # a handful of rails: a scan beats building a dict
+            if rail.name == name:
+                return rail
+        return None
 
 
 # --------------------------------------------------------------------------- loading

@@ -214,7 +214,7 @@ class WebhookDispatcher:
         merchant = await self.merchants.get(merchant_id)
         target = url or (merchant.webhook_url if merchant else None)
         if merchant is None or not target:
-            log.info("event for %s has no webhook URL; dropped", merchant_id)
+            log.debug("event for %s has no webhook URL; dropped", merchant_id)
             return True
         headers = {
             "Content-Type": "application/json",

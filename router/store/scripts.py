@@ -1,24 +1,12 @@
-"""Loads the Lua scripts, each prefixed with the shared library, for EVALSHA use."""
+"""The Lua scripts, each prefixed with the shared library, called by SHA (EVALSHA)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, final
+from typing import final
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
-_NAMES = (
-    "create_payment",
-    "transition",
-    "create_refund",
-    "refund_transition",
-    "idem_claim",
-    "idem_settle",
-    "rate_limit",
-    "claim_due",
-)
+from router.store.resp import Script
 
 
 def script_source(name: str) -> str:
@@ -30,20 +18,15 @@ def script_source(name: str) -> str:
 @final
 @dataclass(frozen=True, slots=True)
 class Scripts:
-    """Registered scripts: each call is EVALSHA, re-loading the script on NOSCRIPT."""
-
-    create_payment: AsyncScript
-    transition: AsyncScript
-    create_refund: AsyncScript
-    refund_transition: AsyncScript
-    idem_claim: AsyncScript
-    idem_settle: AsyncScript
-    rate_limit: AsyncScript
-    claim_due: AsyncScript
+    create_payment: Script
+    transition: Script
+    create_refund: Script
+    refund_transition: Script
+    idem_claim: Script
+    idem_settle: Script
+    rate_limit: Script
+    claim_due: Script
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
-        loaded: dict[str, Any] = {
-            name: redis.register_script(script_source(name)) for name in _NAMES
-        }
-        return cls(**loaded)
+    def load(cls) -> Scripts:
+        return cls(**{name: Script(script_source(name)) for name in cls.__dataclass_fields__})

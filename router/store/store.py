@@ -6,14 +6,16 @@ tuples / records back, never raw Redis replies.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import final
+from typing import Any, final
 
 from redis.asyncio import Redis
 
 from router.domain import Payment, Refund
 from router.store import keys
+from router.store.resp import Arg, FastRedis, Script
 from router.store.scripts import Scripts
 
 
@@ -84,12 +86,23 @@ class Finish:
 
 @final
 class Store:
-    __slots__ = ("idem_ttl_s", "redis", "scripts")
+    """`fast` (auto-pipelined) carries every call here; `redis` (redis-py) is kept for the
+    callers that need blocking commands or MULTI (webhooks, merchants)."""
 
-    def __init__(self, redis: Redis, idem_ttl_s: int) -> None:
+    __slots__ = ("fast", "idem_ttl_s", "redis", "scripts")
+
+    def __init__(self, redis: Redis, fast: FastRedis, idem_ttl_s: int) -> None:
         self.redis = redis
-        self.scripts = Scripts.register(redis)
+        self.fast = fast
+        self.scripts = Scripts.load()
         self.idem_ttl_s = idem_ttl_s
+
+    async def _run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        return await self.fast.evalsha(script, keys, args)
+
+    async def _hash(self, key: str) -> dict[bytes, bytes]:
+        flat = await self.fast.call("HGETALL", key)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
 
     # ----------------------------------------------------------------- payments
     async def create_payment(
@@ -109,15 +122,16 @@ class Store:
         limit_args: list[str | int] = []
         for spec in limits:
             limit_args += [repr(spec.interval_ms), spec.burst]
-        reply = await self.scripts.create_payment(
-            keys=[
+        reply = await self._run(
+            self.scripts.create_payment,
+            [
                 idem_key,
                 keys.out_trade_no(shard, payment.merchant_id, payment.out_trade_no),
                 pkey,
                 keys.due(shard),
                 *limit_keys,
             ],
-            args=[
+            [
                 "1" if idem else "0",
                 idem[1] if idem else "",
                 idem[2] if idem else "",
@@ -144,9 +158,10 @@ class Store:
         pkey = keys.payment(shard, payment.id)
         tail = finish.args(payment.merchant_id, self.idem_ttl_s)
         tail[1] = f"p:{payment.id}"
-        reply = await self.scripts.transition(
-            keys=[pkey, keys.due(shard), keys.outbox(shard), _idem_key(shard, payment, finish)],
-            args=[
+        reply = await self._run(
+            self.scripts.transition,
+            [pkey, keys.due(shard), keys.outbox(shard), _idem_key(shard, payment, finish)],
+            [
                 expected_version,
                 expected_status,
                 payment.status.value,
@@ -161,38 +176,39 @@ class Store:
         shard = keys.shard_of(payment_id)
         if shard is None:
             return None
-        fields = await self.redis.hgetall(keys.payment(shard, payment_id))
-        return Payment.from_hash(as_fields(fields)) if fields else None
+        fields = await self._hash(keys.payment(shard, payment_id))
+        return Payment.from_hash(fields) if fields else None
 
     async def payment_id_for(self, shard: int, merchant_id: str, otn: str) -> str | None:
-        raw = await self.redis.get(keys.out_trade_no(shard, merchant_id, otn))
-        return as_bytes(raw).decode().split("|", 1)[0] if raw else None
+        raw = await self.fast.call("GET", keys.out_trade_no(shard, merchant_id, otn))
+        return bytes(raw).decode().split("|", 1)[0] if raw else None
 
     async def reschedule(self, shard: int, member: str, due_ms: int | None) -> None:
         """Move a sweeper entry (None: remove it)."""
         if due_ms is None:
-            await self.redis.zrem(keys.due(shard), member)
+            await self.fast.call("ZREM", keys.due(shard), member)
         else:
-            await self.redis.zadd(keys.due(shard), {member: due_ms})
+            await self.fast.call("ZADD", keys.due(shard), due_ms, member)
 
     async def claim_due(self, key: str, now_ms: int, limit: int, lease_ms: int) -> list[str]:
-        items = await self.scripts.claim_due(keys=[key], args=[now_ms, limit, lease_ms])
-        return [i.decode() for i in items]
+        items = await self._run(self.scripts.claim_due, [key], [now_ms, limit, lease_ms])
+        return [bytes(i).decode() for i in items]
 
     # ----------------------------------------------------------------- refunds
     async def create_refund(
         self, refund: Refund, *, fingerprint: str, first_due_ms: int
     ) -> Outcome:
         shard = _shard(refund.payment_id)
-        reply = await self.scripts.create_refund(
-            keys=[
+        reply = await self._run(
+            self.scripts.create_refund,
+            [
                 keys.payment(shard, refund.payment_id),
                 keys.refund(shard, refund.id),
                 keys.out_refund_no(shard, refund.payment_id, refund.out_refund_no),
                 keys.refund_list(shard, refund.payment_id),
                 keys.due(shard),
             ],
-            args=[
+            [
                 refund.id,
                 refund.amount,
                 refund.pack_creation(),
@@ -216,10 +232,10 @@ class Store:
             if finish.idem_key
             else pkey
         )
-        reply = await self.scripts.refund_transition(
-            keys=[keys.refund(shard, refund.id), pkey, keys.due(shard), keys.outbox(shard),
-                  idem_key],
-            args=[
+        reply = await self._run(
+            self.scripts.refund_transition,
+            [keys.refund(shard, refund.id), pkey, keys.due(shard), keys.outbox(shard), idem_key],
+            [
                 expected_status,
                 refund.status.value,
                 refund.pack_state(),
@@ -233,37 +249,47 @@ class Store:
         shard = keys.shard_of(refund_id)
         if shard is None:
             return None
-        fields = await self.redis.hgetall(keys.refund(shard, refund_id))
-        return Refund.from_hash(as_fields(fields)) if fields else None
+        fields = await self._hash(keys.refund(shard, refund_id))
+        return Refund.from_hash(fields) if fields else None
 
     async def refunds_of(self, payment_id: str) -> list[Refund]:
         shard = _shard(payment_id)
-        ids = await self.redis.lrange(keys.refund_list(shard, payment_id), 0, -1)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for rid in ids:
-                pipe.hgetall(keys.refund(shard, as_bytes(rid).decode()))
-            rows = await pipe.execute()
-        return [Refund.from_hash(as_fields(row)) for row in rows if row]
+        ids = await self.fast.call("LRANGE", keys.refund_list(shard, payment_id), 0, -1)
+        # Issued together, so auto-pipelining sends them in one round trip.
+        rows = await asyncio.gather(*(self._hash(keys.refund(shard, rid.decode())) for rid in ids))
+        return [Refund.from_hash(row) for row in rows if row]
 
     # ----------------------------------------------------------------- idempotency
     async def idem_claim(
-        self, shard: int, merchant_id: str, key: str, request_hash: str, owner: str,
+        self,
+        shard: int,
+        merchant_id: str,
+        key: str,
+        request_hash: str,
+        owner: str,
         lease_ms: int,
     ) -> Outcome:
-        reply = await self.scripts.idem_claim(
-            keys=[keys.idempotency(shard, merchant_id, key)],
-            args=[request_hash, owner, lease_ms, self.idem_ttl_s],
+        reply = await self._run(
+            self.scripts.idem_claim,
+            [keys.idempotency(shard, merchant_id, key)],
+            [request_hash, owner, lease_ms, self.idem_ttl_s],
         )
         return Outcome.of(reply)
 
     async def idem_settle(
-        self, shard: int, merchant_id: str, key: str, owner: str, status: int | None,
+        self,
+        shard: int,
+        merchant_id: str,
+        key: str,
+        owner: str,
+        status: int | None,
         body: bytes,
     ) -> None:
         """Store the response (or, with `status` None, release the claim)."""
-        await self.scripts.idem_settle(
-            keys=[keys.idempotency(shard, merchant_id, key)],
-            args=[owner, "" if status is None else status, body, self.idem_ttl_s],
+        await self._run(
+            self.scripts.idem_settle,
+            [keys.idempotency(shard, merchant_id, key)],
+            [owner, "" if status is None else status, body, self.idem_ttl_s],
         )
 
     # ----------------------------------------------------------------- limits
@@ -275,7 +301,7 @@ class Store:
         for spec in active:
             args += [repr(spec.interval_ms), spec.burst]
         outcome = Outcome.of(
-            await self.scripts.rate_limit(keys=[s.key for s in active], args=args)
+            await self._run(self.scripts.rate_limit, [s.key for s in active], args)
         )
         return outcome.limited() if outcome.kind == "limited" else None
 
