@@ -73,6 +73,9 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
+            # Keep payment and idempotency hashes (a few fields, blobs up to a few hundred
+            # bytes) in the compact encoding: about half the memory of a hash table.
+            "--hash-max-ziplist-value", "512",
         ]
         if sock is not None:
             args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]

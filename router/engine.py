@@ -169,8 +169,8 @@ class Engine:
             case "created":
                 return await self._charge(payment, charge, built, ticket)
             case "replay":
-                return Reply(int(outcome.values[0]), outcome.values[1],
-                             {"Idempotent-Replayed": "true"})
+                status, body = outcome.replayed()
+                return Reply(status, body, {"Idempotent-Replayed": "true"})
             case "in_use":
                 raise RouterError(409, "idempotency_key_in_use",
                                   "A request with this Idempotency-Key is still in progress.")

@@ -26,7 +26,7 @@ from router.merchants import MerchantDirectory
 from router.metrics import Metrics
 from router.security import webhook_signature
 from router.settings import WebhookSettings
-from router.store import keys
+from router.store import codec, keys
 from router.store.store import Store, as_bytes, as_fields
 
 log = logging.getLogger("payrouter.webhooks")
@@ -210,7 +210,10 @@ class WebhookDispatcher:
         return [as_bytes(cast(bytes, e)).decode() for e in ids]
 
     # ----------------------------------------------------------------- delivery
-    async def deliver(self, merchant_id: str, url: str, body: bytes) -> bool:
+    async def deliver(self, merchant_id: str, url: str, stored: bytes) -> bool:
+        """POST one event (`stored` as the outbox keeps it) to its URL; True when the
+        merchant acknowledged it with a 2xx."""
+        body = codec.unpack(stored)
         merchant = await self.merchants.get(merchant_id)
         target = url or (merchant.webhook_url if merchant else None)
         if merchant is None or not target:

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.bank import protocol
-from router.store import keys
+from router.store import codec, keys
 from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import Receiver, webhook_receiver
@@ -100,7 +100,7 @@ async def outbox(redis_client: aioredis.Redis, gateway: Gateway) -> list[dict[st
     events = []
     for shard in range(gateway.settings.redis.shards):
         for _, fields in await redis_client.xrange(keys.outbox(shard)):
-            events.append(orjson.loads(fields[b"b"]))
+            events.append(orjson.loads(codec.unpack(fields[b"b"])))
     return events
 
 

@@ -108,8 +108,8 @@ async def idempotent(
     claim = await svc.store.idem_claim(shard, scope_id, key, request_hash(request, body),
                                        owner, lease_ms)
     if claim.kind == "replay":
-        return respond(Reply(int(claim.values[0]), claim.values[1],
-                             {"Idempotent-Replayed": "true"}))
+        status, body = claim.replayed()
+        return respond(Reply(status, body, {"Idempotent-Replayed": "true"}))
     if claim.kind == "in_use":
         raise RouterError(409, "idempotency_key_in_use",
                           "A request with this Idempotency-Key is still in progress.")

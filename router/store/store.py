@@ -14,7 +14,7 @@ from typing import Any, final
 from redis.asyncio import Redis
 
 from router.domain import Payment, Refund
-from router.store import keys
+from router.store import codec, keys
 from router.store.resp import Arg, FastRedis, Script
 from router.store.scripts import Scripts
 
@@ -51,6 +51,10 @@ class Outcome:
         kind = head.decode() if isinstance(head, bytes) else str(head)
         return cls(kind, tuple(v if isinstance(v, bytes) else str(v).encode() for v in rest))
 
+    def replayed(self) -> tuple[int, bytes]:
+        """(status, body) of a stored idempotent answer (a "replay" outcome)."""
+        return int(self.values[0]), codec.unpack(self.values[1])
+
     def limited(self) -> Limited:
         return Limited(float(self.values[0]), int(self.values[1]), int(self.values[2]) - 1)
 
@@ -74,12 +78,12 @@ class Finish:
             self.due_action,
             "",  # due member, filled in by the caller
             self.event_id,
-            self.event_body,
+            codec.pack(self.event_body) if self.event_id else b"",
             merchant_id,
             self.webhook_url,
             self.idem_owner,
             self.idem_status,
-            self.idem_body,
+            codec.pack(self.idem_body) if self.idem_owner else b"",
             ttl_s,
         ]
 
@@ -289,7 +293,7 @@ class Store:
         await self._run(
             self.scripts.idem_settle,
             [keys.idempotency(shard, merchant_id, key)],
-            [owner, "" if status is None else status, body, self.idem_ttl_s],
+            [owner, "" if status is None else status, codec.pack(body), self.idem_ttl_s],
         )
 
     # ----------------------------------------------------------------- limits

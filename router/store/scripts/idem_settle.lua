@@ -6,6 +6,7 @@ if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('HSET', KEYS[1], 'st', '1', 'c', ARGV[2], 'b', ARGV[3])
+  redis.call('HDEL', KEYS[1], 'o', 'l', 'p')  -- a settled claim needs only its answer
   redis.call('EXPIRE', KEYS[1], ARGV[4])
 end
 return 1

@@ -63,6 +63,7 @@ local function finish(a)
   end
   if a[10] ~= '' and redis.call('HGET', a[9], 'o') == a[10] then
     redis.call('HSET', a[9], 'st', '1', 'c', a[11], 'b', a[12])
+    redis.call('HDEL', a[9], 'o', 'l', 'p')  -- a settled claim needs only its answer
     redis.call('EXPIRE', a[9], a[13])
   end
 end
