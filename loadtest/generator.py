@@ -67,6 +67,20 @@ def request_body(method: str | None, tag: str, seq: int) -> bytes:
     ).encode()
 
 
+async def post(session: aiohttp.ClientSession, url: str, body: bytes,
+               headers: dict[str, str]) -> str:
+    """POST `body` and read the answer: its status ("201"), or what went wrong instead
+    ("timeout", or the aiohttp exception's name)."""
+    try:
+        async with session.post(url, data=body, headers=headers) as resp:
+            await resp.read()
+            return str(resp.status)
+    except TimeoutError:
+        return "timeout"
+    except aiohttp.ClientError as exc:
+        return type(exc).__name__
+
+
 async def run(cfg: Config) -> Result:
     headers = {"Content-Type": "application/json"}
     if key := os.environ.get(API_KEY_ENV):
@@ -94,14 +108,7 @@ async def run(cfg: Config) -> Result:
                 seq += 1
                 body = request_body(cfg.method, cfg.tag, seq)
                 t0 = perf()
-                try:
-                    async with session.post(cfg.url, data=body, headers=headers) as resp:
-                        await resp.read()
-                        outcome = str(resp.status)
-                except TimeoutError:
-                    outcome = "timeout"
-                except aiohttp.ClientError as exc:
-                    outcome = type(exc).__name__
+                outcome = await post(session, cfg.url, body, headers)
                 t1 = perf()
                 total[outcome] += 1
                 if w_start <= t1 <= w_end:

@@ -1,9 +1,10 @@
-"""`payrouter serve | sim | merchants`: the command line."""
+"""`payrouter serve | sim | merchants | listen | bench`: the command line."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import multiprocessing
@@ -242,6 +243,19 @@ def listen(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- bench
+def bench(args: argparse.Namespace) -> int:
+    """The performance suite lives in `loadtest/` (its tools in the `bench` extra): imported
+    only when asked for."""
+    try:
+        suite = importlib.import_module("loadtest.suite")
+    except ImportError as exc:
+        print(f"payrouter: bench needs the load tools (pip install -e '.[bench]' in a "
+              f"checkout): {exc}", file=sys.stderr)
+        return 2
+    return int(suite.main(args.bench_args))
+
+
 # --------------------------------------------------------------------------- main
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="payrouter", description=__doc__)
@@ -280,12 +294,23 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--config", type=Path)
     create.add_argument("--redis-url")
     create.set_defaults(func=merchants)
+
+    # Its options belong to loadtest.suite, which parses them (see main).
+    b = sub.add_parser("bench", add_help=False,
+                       help="run the performance suite, write bench-report.* "
+                            "(payrouter bench --help)")
+    b.set_defaults(func=bench, bench_args=[])
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = rest
+    elif rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     result: int = args.func(args)
     return result
 
