@@ -15,14 +15,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters import registry
 from adapters.base import AdapterConfig
-from router.api import admin, notify, ops, payments, refunds, sandbox
+from router.api import admin, notify, ops, payments, refunds, routing, sandbox
 from router.engine import Engine
 from router.merchants import MerchantDirectory, load_pepper
 from router.metrics import Metrics
 from router.middleware import errors_and_metrics
 from router.railclient import RailClient
 from router.refunds import Refunds
-from router.routing import Router
+from router.routing import HealthBook, Router
 from router.services import METRICS, SERVICES, SETTINGS, Services
 from router.settings import Settings
 from router.store.resp import FastRedis
@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, background: bool = True) -> web.Applicatio
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     for table in (payments.routes, refunds.routes, notify.routes, sandbox.routes,
-                  admin.routes, ops.routes):
+                  admin.routes, routing.routes, ops.routes):
         app.add_routes(table)
     app.cleanup_ctx.append(_resources)
     if background:
@@ -69,14 +69,17 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         )
         store = Store(redis, fast, settings.idempotency.ttl_s)
         merchants = MerchantDirectory(redis, pepper, settings.redis.shards)
+        health = HealthBook(adapters, settings.routing.breaker)
         rails = RailClient(session, adapters, {r.name: r.timeout_s for r in settings.rails},
-                           metrics)
+                           metrics, health)
         engine = Engine(store, rails, settings, metrics)
         refund_engine = Refunds(store, rails, settings)
         app[SERVICES] = Services(
             settings=settings, metrics=metrics, redis=redis, store=store,
             merchants=merchants, session=session, adapters=adapters, rails=rails,
-            router=Router(adapters, settings.rails, settings.default_method), engine=engine,
+            router=Router(adapters, settings.rails, settings.routing, settings.default_method,
+                          health),
+            engine=engine, health=health,
             refunds=refund_engine,
             sweeper=Sweeper(store, engine, refund_engine, settings.sweeper,
                             settings.redis.shards, metrics),
@@ -97,6 +100,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(svc.sweeper.run(stop), name="sweeper"),
         asyncio.create_task(svc.webhooks.run(stop), name="webhooks"),
+        asyncio.create_task(svc.health.run(svc.store.fast, svc.settings.routing.sync_interval_s,
+                                           stop), name="health"),
+        asyncio.create_task(_reload_rules(svc, stop), name="routing-rules"),
     ]
     yield
     stop.set()
@@ -108,6 +114,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _reload_rules(svc: Services, stop: asyncio.Event) -> None:
+    """Routing rules kept in their own file apply without a restart."""
+    if svc.settings.routing.rules_file is None:
+        return
+    while not stop.is_set():
+        svc.router.reload_rules()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 2.0)
 
 
 def _consumer_name() -> str:

@@ -98,13 +98,22 @@ class Attempt:
     number: int
     rail: str
     rail_order_no: str
+    failure_code: str | None = None  # set when the rail refused it and the router moved on
 
     def to_wire(self) -> list[Any]:
-        return [self.number, self.rail, self.rail_order_no]
+        return [self.number, self.rail, self.rail_order_no, self.failure_code]
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> Attempt:
-        return cls(int(raw[0]), str(raw[1]), str(raw[2]))
+        failure = raw[3] if len(raw) > 3 else None  # records from before failover
+        return cls(int(raw[0]), str(raw[1]), str(raw[2]), failure)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"number": self.number, "adapter": self.rail,
+                                "rail_order_no": self.rail_order_no}
+        if self.failure_code is not None:
+            body["failure_code"] = self.failure_code
+        return body
 
 
 @final
@@ -235,10 +244,7 @@ class Payment:
             "created_at": iso(self.created_ms),
             "updated_at": iso(self.updated_ms),
             "routing": self.routing,
-            "attempts": [
-                {"number": a.number, "adapter": a.rail, "rail_order_no": a.rail_order_no}
-                for a in self.rail.attempts
-            ],
+            "attempts": [a.to_json() for a in self.rail.attempts],
         }
         if self.notify_url:
             body["notify_url"] = self.notify_url

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, assert_never, final
+from typing import Any, Final, assert_never, final
 
 from adapters.base import (
     Charge,
@@ -116,9 +116,15 @@ def _mark_closing(state: RailState) -> None:
     state.closing = True
 
 
+# Refusals that prove the rail never took the payment, so another rail may: only a
+# connection that was never made, unless a rail's configuration lists more
+# (`failover_codes = [...]` in its [rails.*] table).
+_DEFAULT_FAILOVER: Final = frozenset({"RAIL_UNREACHABLE"})
+
+
 @final
 class Engine:
-    __slots__ = ("metrics", "rails", "settings", "store")
+    __slots__ = ("_failover_codes", "metrics", "rails", "settings", "store")
 
     def __init__(self, store: Store, rails: RailClient, settings: Settings,
                  metrics: Metrics) -> None:
@@ -126,6 +132,10 @@ class Engine:
         self.rails = rails
         self.settings = settings
         self.metrics = metrics
+        self._failover_codes = {
+            r.name: _DEFAULT_FAILOVER | frozenset(r.options.get("failover_codes", ()))
+            for r in settings.rails
+        }
 
     # ----------------------------------------------------------------- create
     async def create(
@@ -135,12 +145,13 @@ class Engine:
         rail: str,
         routing: dict[str, Any],
         idem: tuple[str, str] | None,  # (Idempotency-Key, request hash)
+        method: str | None = None,  # what `method` says when the request named none
     ) -> Reply:
         now = now_ms()
         pid = keys.new_id("pay", merchant.shard)
         payment = Payment(
             id=pid, merchant_id=merchant.id, amount=req.amount, currency=req.currency,
-            out_trade_no=req.out_trade_no, scene=req.scene, method=req.method or rail,
+            out_trade_no=req.out_trade_no, scene=req.scene, method=req.method or method or rail,
             description=req.description, payer=req.payer, notify_url=req.notify_url,
             metadata=req.metadata, routing=routing, created_ms=now,
             status=Status.PROCESSING, version=1, updated_ms=now, refunded_amount=0,
@@ -209,6 +220,10 @@ class Engine:
         self, payment: Payment, err: RailError, ticket: IdemTicket | None
     ) -> Reply:
         if err.definitive:
+            failed_over = await self._failover(payment, err, ticket)
+            if failed_over is not None:
+                return failed_over
+        if err.definitive:
             status, mutate = Status.FAILED, record_error(err)
         else:
             status, mutate = Status.PROCESSING, _count_check
@@ -231,6 +246,40 @@ class Engine:
         _, answer = await self.move_replying(payment, status, mutate, ticket, reply)
         return answer
 
+    async def _failover(self, payment: Payment, err: RailError,
+                        ticket: IdemTicket | None) -> Reply | None:
+        """After a refusal that proves nothing was charged (the rail's failover codes),
+        try the next candidate as a new attempt with its own rail_order_no. Never after
+        an unknown outcome: that payment waits for the sweeper instead."""
+        current = payment.rail.current
+        if err.code not in self._failover_codes.get(current.rail, _DEFAULT_FAILOVER):
+            return None
+        tried = {a.rail for a in payment.rail.attempts}
+        if len(tried) >= self.settings.routing.max_attempts:
+            return None
+        for rail in payment.routing.get("candidates", []):
+            if rail in tried or not self.rails.has(rail):
+                continue
+            number = len(payment.rail.attempts) + 1
+            attempt = Attempt(number, rail, rail_order_no(payment.id, number))
+            charge = self.charge_op(payment, attempt)
+            try:
+                built = self.rails.build(rail, charge)
+            except RailError:
+                continue  # this rail cannot take the payment as it is: the next may
+            log.info("payment %s: %s refused by %s (%s); failing over to %s", payment.id,
+                     current.rail_order_no, current.rail, err.code, rail)
+
+            def add_attempt(state: RailState, attempt: Attempt = attempt) -> None:
+                state.attempts[-1].failure_code = err.code
+                state.attempts.append(attempt)
+
+            moved, ok = await self.move(payment, Status.PROCESSING, add_attempt)
+            if not ok:
+                return None  # settled meanwhile by another path: answer as it stands
+            return await self._charge(moved, charge, built, ticket)
+        return None
+
     async def _existing(
         self, pid: str, ticket: IdemTicket | None, status: int, *, recover: bool = False
     ) -> Reply:
@@ -246,8 +295,8 @@ class Engine:
                                          ticket.owner, reply.status, reply.body)
         return reply
 
-    def charge_op(self, payment: Payment) -> Charge:
-        attempt = payment.rail.current
+    def charge_op(self, payment: Payment, attempt: Attempt | None = None) -> Charge:
+        attempt = attempt or payment.rail.current
         return Charge(
             rail_order_no=attempt.rail_order_no, amount=payment.amount,
             currency=payment.currency, scene=payment.scene, description=payment.description,

@@ -10,11 +10,12 @@ import aiohttp
 
 from adapters.base import Adapter, HttpRequest, HttpResponse, Operation, RailError, RailResult
 from router.metrics import Metrics
+from router.routing.health import HealthBook
 
 
 @final
 class RailClient:
-    __slots__ = ("_adapters", "_metrics", "_session", "_timeouts")
+    __slots__ = ("_adapters", "_health", "_metrics", "_session", "_timeouts")
 
     def __init__(
         self,
@@ -22,7 +23,9 @@ class RailClient:
         adapters: dict[str, Adapter],
         timeouts: dict[str, float],
         metrics: Metrics,
+        health: HealthBook,
     ) -> None:
+        self._health = health
         self._session = session
         self._adapters = adapters
         self._timeouts = timeouts
@@ -30,6 +33,9 @@ class RailClient:
 
     def adapter(self, rail: str) -> Adapter:
         return self._adapters[rail]
+
+    def has(self, rail: str) -> bool:
+        return rail in self._adapters
 
     def build(self, rail: str, op: Operation) -> HttpRequest | RailResult:
         """Build (and sign) `op` without sending it. A `RailError` raised here means the
@@ -42,19 +48,26 @@ class RailClient:
         raises `RailError` (definitive or unknown)."""
         adapter = self._adapters[rail]
         op_name = type(op).__name__.lower()
+        started = time.perf_counter()
         try:
             if built is None:
                 built = adapter.build(op)
             if isinstance(built, RailResult):
                 self._metrics.rail_calls.labels(rail, op_name, built.status.value).inc()
+                self._health.record(rail, True, None)
                 return built
             response = await self._send(rail, op_name, built.method, built.url,
                                         dict(built.headers), built.body)
             result = adapter.parse(op, response)
         except RailError as exc:
             self._metrics.rail_calls.labels(rail, op_name, exc.code.lower()).inc()
+            # A refusal the rail meant is a working rail; an unknown outcome or an
+            # unreachable rail is not.
+            healthy = exc.definitive and exc.code != "RAIL_UNREACHABLE"
+            self._health.record(rail, healthy, time.perf_counter() - started)
             raise
         self._metrics.rail_calls.labels(rail, op_name, result.status.value).inc()
+        self._health.record(rail, True, time.perf_counter() - started)
         return result
 
     async def _send(

@@ -15,7 +15,7 @@ from router.merchants import MerchantDirectory
 from router.metrics import Metrics
 from router.railclient import RailClient
 from router.refunds import Refunds
-from router.routing import Router
+from router.routing import HealthBook, Router
 from router.settings import Settings
 from router.store.store import Store
 from router.sweeper import Sweeper
@@ -35,6 +35,7 @@ class Services:
     rails: RailClient
     router: Router
     engine: Engine
+    health: HealthBook
     refunds: Refunds
     sweeper: Sweeper
     webhooks: WebhookDispatcher

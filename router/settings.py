@@ -90,6 +90,37 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """One routing rule: when `match` holds, try `candidates` ordered by `strategy`."""
+
+    name: str
+    candidates: tuple[str, ...]
+    match: dict[str, Any] = field(default_factory=dict)
+    strategy: str = "priority"  # priority | weighted | success_rate | cost
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    window_s: float = 10.0  # error rate and latency are judged over this window
+    min_calls: int = 10  # fewer calls than this in the window: no verdict
+    error_rate: float = 0.5  # open at or above this share of failed calls
+    latency_ms: float = 0.0  # open when p99 latency is above this (0: latency not used)
+    cool_down_s: float = 10.0  # open this long, then half-open
+    probes: int = 5  # calls let through while half-open to test recovery
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    rules: tuple[RuleSettings, ...] = ()
+    rules_file: Path | None = None  # rules kept in their own file, reloaded when it changes
+    max_attempts: int = 2  # attempts per payment, failovers included
+    fees: dict[str, tuple[float, int]] = field(default_factory=dict)  # rail: (percent, fixed)
+    breaker: BreakerSettings = BreakerSettings()
+    sync_interval_s: float = 0.5  # how often a process shares its health figures
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
@@ -98,6 +129,7 @@ class Settings:
     idempotency: IdempotencySettings = IdempotencySettings()
     sweeper: SweeperSettings = SweeperSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    routing: RoutingSettings = RoutingSettings()
     sandbox: bool = False  # enables /v1/sandbox/* (drives simulators)
     data_dir: Path = DEFAULT_DATA_DIR
     admin_token: Secret | None = None
@@ -141,6 +173,7 @@ def _from_dict(raw: dict[str, Any], base: Path) -> Settings:
     if "retry_schedule_s" in hooks:
         hooks["retry_schedule_s"] = tuple(float(x) for x in hooks["retry_schedule_s"])
     sandbox_raw = _table(raw, "sandbox")
+    routing = routing_settings(_table(raw, "routing"), base)
     data_dir = Path(str(raw.get("data_dir", DEFAULT_DATA_DIR)))
     return Settings(
         server=server,
@@ -150,10 +183,67 @@ def _from_dict(raw: dict[str, Any], base: Path) -> Settings:
         idempotency=idem,
         sweeper=sweeper,
         webhooks=WebhookSettings(**hooks),
+        routing=routing,
         sandbox=bool(sandbox_raw.get("enabled", False)),
         data_dir=data_dir if data_dir.is_absolute() else base / data_dir,
         default_method=raw.get("default_method"),
     )
+
+
+def routing_settings(raw: dict[str, Any], base: Path) -> RoutingSettings:
+    """`[routing]` of the settings file (or the whole of a rules file)."""
+    raw = dict(raw)
+    rules = tuple(parse_rule(i, r) for i, r in enumerate(raw.pop("rules", [])))
+    rules_file = raw.pop("rules_file", None)
+    fees = {rail: _fee(rail, fee) for rail, fee in raw.pop("fees", {}).items()}
+    breaker = BreakerSettings(**_section(raw, "breaker", BreakerSettings))
+    raw.pop("breaker", None)
+    known = {"max_attempts", "sync_interval_s"}
+    if set(raw) - known:
+        raise SettingsError(f"unknown key(s) in [routing]: {', '.join(sorted(set(raw) - known))}")
+    return RoutingSettings(
+        rules=rules,
+        rules_file=(base / rules_file) if rules_file else None,
+        max_attempts=int(raw.get("max_attempts", 2)),
+        fees=fees,
+        breaker=breaker,
+        sync_interval_s=float(raw.get("sync_interval_s", 0.5)),
+    )
+
+
+_STRATEGIES = ("priority", "weighted", "success_rate", "cost")
+
+
+def parse_rule(index: int, raw: Any) -> RuleSettings:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"routing rule #{index + 1} must be a table")
+    name = str(raw.get("name", f"rule-{index + 1}"))
+    candidates = raw.get("candidates")
+    if not isinstance(candidates, list) or not candidates or not all(
+            isinstance(c, str) for c in candidates):
+        raise SettingsError(f"routing rule {name!r}: candidates must be a list of rail names")
+    strategy = str(raw.get("strategy", "priority"))
+    if strategy not in _STRATEGIES:
+        raise SettingsError(f"routing rule {name!r}: strategy must be one of {_STRATEGIES}")
+    weights = raw.get("weights", {})
+    if not isinstance(weights, dict) or not all(
+            isinstance(v, int | float) and v >= 0 for v in weights.values()):
+        raise SettingsError(f"routing rule {name!r}: weights must map rails to numbers >= 0")
+    match = raw.get("match", {})
+    if not isinstance(match, dict):
+        raise SettingsError(f"routing rule {name!r}: match must be a table")
+    unknown = set(raw) - {"name", "candidates", "strategy", "weights", "match"}
+    if unknown:
+        raise SettingsError(f"routing rule {name!r}: unknown key(s) {sorted(unknown)}")
+    return RuleSettings(name=name, candidates=tuple(candidates), match=dict(match),
+                        strategy=strategy, weights={k: float(v) for k, v in weights.items()})
+
+
+def _fee(rail: str, raw: Any) -> tuple[float, int]:
+    try:
+        return float(raw.get("percent", 0.0)), int(raw.get("fixed", 0))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise SettingsError(f"routing.fees.{rail} needs numeric percent and fixed") from exc
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:

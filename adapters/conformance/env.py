@@ -26,6 +26,8 @@ from adapters.base import (
 from adapters.conformance.kit import ConformanceError, EnvSettings, RailKit, expect
 from router.metrics import Metrics
 from router.railclient import RailClient
+from router.routing.health import HealthBook
+from router.settings import BreakerSettings
 
 
 class _Receiver:
@@ -243,7 +245,7 @@ async def running(
         await receiver.start()
         stack.push_async_callback(receiver.close)
         client = RailClient(session, {kit.name: adapter}, {kit.name: settings.rail_timeout},
-                            Metrics())
+                            Metrics(), HealthBook([kit.name], BreakerSettings()))
         yield RailEnv(kit, settings, session, adapter, client, receiver, sim_url, sim_app)
 
 

@@ -39,7 +39,8 @@ async def create_payment(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     rail, routing = svc.router.choose(merchant, req)
     idem = (key, request_hash(request, raw)) if key else None
-    return respond(await svc.engine.create(merchant, req, rail, routing, idem))
+    return respond(await svc.engine.create(merchant, req, rail, routing, idem,
+                                           method=svc.router.kind(rail)))
 
 
 @routes.get("/v1/payments")
