@@ -28,6 +28,7 @@ from router.merchants import Merchant
 from router.routing import strategies
 from router.routing.health import OPEN, HealthBook
 from router.routing.rules import check_rule, matches
+from router.routing.wallet import WALLET_RAILS, wallet_of_payer
 from router.settings import (
     RailSettings,
     RoutingSettings,
@@ -135,10 +136,15 @@ class Router:
                                                self.settings.fees, self._rng)
             reason = f"rule {rule.name!r}, strategy {rule.strategy}"
         else:
-            ordered = self._default_order(merchant, pool)
+            wallet = wallet_of_payer(req.payer) if req.method is None else None
+            ordered = self._default_order(merchant, pool, wallet)
             detail = [{"rail": r, "rank": i + 1} for i, r in enumerate(ordered)]
-            reason = ("method named by the request" if req.method is not None
-                      else "default order of rails taking the scene")
+            if req.method is not None:
+                reason = "method named by the request"
+            elif wallet is not None and self._kind(ordered[0]) == WALLET_RAILS.get(wallet):
+                reason = f"the payer's wallet ({wallet}) first"
+            else:
+                reason = "default order of rails taking the scene"
         chosen, order, breaker_note = self._admit(ordered)
         for item in detail:
             item["breaker"] = self.health.view(item["rail"]).state
@@ -186,13 +192,14 @@ class Router:
         raise validation_error(
             "method", f"Unknown method {method!r}; installed: {', '.join(installed)}.")
 
-    def _default_order(self, merchant: Merchant, pool: list[str]) -> list[str]:
+    def _default_order(self, merchant: Merchant, pool: list[str],
+                       wallet: str | None) -> list[str]:
+        """The payer's own wallet's rail first (a WeChat payer code, an openid, a mini
+        program inside Alipay...), then the configured default, then the usual order."""
         default = merchant.rails.get(self._default or "", self._default)
-        ranked = sorted(pool, key=lambda n: (n == "instant", _rank(self._kind(n)), n))
-        if default in ranked:
-            ranked.remove(default)
-            ranked.insert(0, default)
-        return ranked
+        home = WALLET_RAILS.get(wallet or "")
+        return sorted(pool, key=lambda n: (
+            self._kind(n) != home, n != default, n == "instant", _rank(self._kind(n)), n))
 
     def _in_pool(self, rule: RuleSettings, merchant: Merchant, pool: list[str]) -> bool:
         return any(self._resolve(c, merchant) in pool for c in rule.candidates)

@@ -13,6 +13,9 @@ from typing import Final
 
 WALLETS: Final = ("wechat", "alipay", "unionpay", "other")
 
+# The adapter that serves each wallet's payers directly (UnionPay through a bank rail).
+WALLET_RAILS: Final = {"wechat": "wechatpay", "alipay": "alipay", "unionpay": "bank"}
+
 
 def wallet_of_payer(payer: Mapping[str, str]) -> str | None:
     explicit = payer.get("wallet")
