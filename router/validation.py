@@ -25,6 +25,7 @@ MAX_AMOUNT: Final = 10_000_000_000  # 100 million in major units, Alipay's ceili
 
 _TRADE_NO = re.compile(r"[0-9A-Za-z_\-]{1,64}")
 _PAYER_TOKEN = re.compile(r"[0-9A-Za-z_\-.:]{1,128}")
+WALLETS: Final = ("wechat", "alipay", "unionpay", "other")  # values of payer.wallet
 _PAYMENT_FIELDS: Final = frozenset(
     {"amount", "currency", "out_trade_no", "description", "scene", "method", "payer",
      "notify_url", "metadata"}
@@ -94,6 +95,9 @@ def payment_request(body: dict[str, Any]) -> PaymentRequest:
     for name, value in payer.items():
         if name in ("auth_code", "openid", "buyer_id") and not _PAYER_TOKEN.fullmatch(value):
             raise validation_error(f"payer.{name}", f"payer.{name} has invalid characters.")
+    if payer.get("wallet", "wechat") not in WALLETS:
+        raise validation_error("payer.wallet",
+                               f"payer.wallet must be one of {', '.join(WALLETS)}.")
     if scene == "quickpay" and "auth_code" not in payer:
         raise validation_error("payer.auth_code", "A quickpay payment needs payer.auth_code.")
     method = _string(body, "method")

@@ -99,3 +99,11 @@ async def test_a_named_method_wins_over_the_wallet(marketplace: Gateway) -> None
     body = {**_body("named", "quickpay", {"auth_code": "134567890123456781"}), "method": "bank"}
     reply = await client.post("/v1/payments", body)
     assert reply.body["adapter"] == "bank"
+
+
+async def test_an_unknown_wallet_choice_is_refused(marketplace: Gateway) -> None:
+    client, _ = await marketplace.merchant()
+    reply = await client.post("/v1/payments", _body("bad-wallet", "native",
+                                                    {"wallet": "paypal"}))
+    assert reply.status == 422 and reply.body["error"]["param"] == "payer.wallet"
+    assert (await client.get("/v1/payments?out_trade_no=bad-wallet")).status == 404

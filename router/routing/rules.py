@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from router.routing.wallet import WALLETS, wallet_of_payer
+from router.routing.wallet import wallet_of_payer
 from router.settings import RuleSettings, SettingsError
-from router.validation import PaymentRequest
+from router.validation import WALLETS, PaymentRequest
 
 MATCH_KEYS = frozenset({"merchant", "scene", "method", "currency", "amount_min",
                         "amount_max", "wallet", "metadata"})

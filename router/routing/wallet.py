@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-WALLETS: Final = ("wechat", "alipay", "unionpay", "other")
+from router.validation import WALLETS
 
 # The adapter that serves each wallet's payers directly (UnionPay through a bank rail).
 WALLET_RAILS: Final = {"wechat": "wechatpay", "alipay": "alipay", "unionpay": "bank"}
