@@ -17,6 +17,7 @@ from adapters import registry
 from adapters.base import AdapterConfig
 from router.api import admin, notify, ops, payments, refunds, routing, sandbox
 from router.engine import Engine
+from router.interop import checkout_codes, share_links
 from router.merchants import MerchantDirectory, load_pepper
 from router.metrics import Metrics
 from router.middleware import errors_and_metrics
@@ -43,7 +44,8 @@ def create_app(settings: Settings, *, background: bool = True) -> web.Applicatio
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     for table in (payments.routes, refunds.routes, notify.routes, sandbox.routes,
-                  admin.routes, routing.routes, ops.routes):
+                  admin.routes, routing.routes, checkout_codes.routes, share_links.routes,
+                  ops.routes):
         app.add_routes(table)
     app.cleanup_ctx.append(_resources)
     if background:

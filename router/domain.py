@@ -99,20 +99,30 @@ class Attempt:
     rail: str
     rail_order_no: str
     failure_code: str | None = None  # set when the rail refused it and the router moved on
+    # A payment handed over to another payer (a pay-for-me link) is paid in that payer's
+    # wallet and scene: the attempt then carries its own scene and payer.
+    scene: str | None = None
+    payer: dict[str, str] | None = None
+    via: str | None = None  # e.g. "share_link"
 
     def to_wire(self) -> list[Any]:
-        return [self.number, self.rail, self.rail_order_no, self.failure_code]
+        return [self.number, self.rail, self.rail_order_no, self.failure_code, self.scene,
+                self.payer, self.via]
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> Attempt:
-        failure = raw[3] if len(raw) > 3 else None  # records from before failover
-        return cls(int(raw[0]), str(raw[1]), str(raw[2]), failure)
+        extra = list(raw[3:]) + [None] * (7 - len(raw))  # older records are shorter
+        return cls(int(raw[0]), str(raw[1]), str(raw[2]), *extra)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"number": self.number, "adapter": self.rail,
                                 "rail_order_no": self.rail_order_no}
         if self.failure_code is not None:
             body["failure_code"] = self.failure_code
+        if self.scene is not None:
+            body["scene"] = self.scene
+        if self.via is not None:
+            body["via"] = self.via
         return body
 
 

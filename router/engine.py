@@ -108,6 +108,11 @@ def record_error(err: RailError) -> Mutation:
     return mutate
 
 
+def _scene(payment: Payment) -> str:
+    """The scene the current attempt is in (a handed-over payment changes scene)."""
+    return payment.rail.current.scene or payment.scene
+
+
 def _count_check(state: RailState) -> None:
     state.checks += 1
 
@@ -299,8 +304,9 @@ class Engine:
         attempt = attempt or payment.rail.current
         return Charge(
             rail_order_no=attempt.rail_order_no, amount=payment.amount,
-            currency=payment.currency, scene=payment.scene, description=payment.description,
-            payer=payment.payer, metadata=payment.metadata,
+            currency=payment.currency, scene=attempt.scene or payment.scene,
+            description=payment.description, payer=attempt.payer or payment.payer,
+            metadata=payment.metadata,
             notify_url=f"{self.settings.server.base_url()}/v1/notify/{attempt.rail}",
         )
 
@@ -423,7 +429,7 @@ class Engine:
                 return moved
             result = None
         status = status_of(result) if result else None
-        if status is Status.REQUIRES_ACTION and payment.scene == "quickpay":
+        if status is Status.REQUIRES_ACTION and _scene(payment) == "quickpay":
             # A payer-code charge "waiting for the buyer" is the payer confirming: the
             # confirm window and reversal apply, not QR expiry.
             status = Status.PROCESSING
@@ -436,7 +442,7 @@ class Engine:
             if age_s > sweep.order_expiry_s:
                 return await self._end(payment, Close(attempt.rail_order_no))
         else:
-            window = (sweep.confirm_window_s if payment.scene == "quickpay"
+            window = (sweep.confirm_window_s if _scene(payment) == "quickpay"
                       else sweep.unknown_window_s)
             if age_s > window:
                 return await self._end(payment, Reverse(attempt.rail_order_no))
@@ -468,6 +474,53 @@ class Engine:
         if payment.rail.closing:
             return payment, True
         return await self.move(payment, payment.status, _mark_closing)
+
+    # ----------------------------------------------------------------- hand-over
+    async def hand_over(self, payment: Payment, rail: str, scene: str,
+                        payer: dict[str, str], via: str) -> Reply:
+        """Give an unpaid payment to another payer, to pay in their own wallet (a
+        pay-for-me link): the current attempt is closed at its rail first — only the
+        rail's confirmation counts, so the old order can no longer be paid — then a new
+        attempt starts on `rail` in `scene` with its own rail_order_no."""
+        if payment.status is not Status.REQUIRES_ACTION:
+            raise invalid_state(f"The payment is {payment.status}; it cannot be handed over.")
+        if not self.rails.has(rail):
+            raise validation_error("wallet", f"No {rail} rail is configured here.")
+        number = len(payment.rail.attempts) + 1
+        attempt = Attempt(number, rail, rail_order_no(payment.id, number), scene=scene,
+                          payer=payer, via=via)
+        charge = self.charge_op(payment, attempt)
+        try:
+            built = self.rails.build(rail, charge)
+        except RailError as err:
+            raise validation_error(_param_in(err.message), err.message) from None
+        await self._close_for_hand_over(payment)
+
+        def add_attempt(state: RailState) -> None:
+            state.attempts[-1].failure_code = "HANDED_OVER"
+            state.attempts.append(attempt)
+            state.action = None
+
+        moved, ok = await self.move(payment, Status.PROCESSING, add_attempt)
+        if not ok:
+            raise invalid_state(f"The payment changed meanwhile; it is {moved.status}.")
+        return await self._charge(moved, charge, built, None)
+
+    async def _close_for_hand_over(self, payment: Payment) -> None:
+        current = payment.rail.current
+        try:
+            result = await self.rails.call(current.rail, Close(current.rail_order_no))
+        except RailError as err:
+            if not err.definitive:
+                raise RouterError(502, "adapter_error", "The rail's answer is unknown; the "
+                                  "payment was not handed over. Retry later.") from None
+            checked = await self.check(payment)  # e.g. paid meanwhile: learn it
+            raise invalid_state(f"The rail refused to close the current order ({err.code}); "
+                                f"the payment is {checked.status}.") from None
+        if result.status is not RailStatus.CLOSED:
+            moved = await self.apply(payment, result)
+            raise invalid_state(f"The current order could not be closed; the payment is "
+                                f"{moved.status}.")
 
     # ----------------------------------------------------------------- close
     async def close(self, payment: Payment) -> Reply:

@@ -12,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from adapters.base import HttpResponse, Notification, RailError
+from adapters.base import HttpResponse, Notification, RailError, RailStatus
 from router.api.common import services
 from router.engine import payment_id_of
 from router.errors import not_found
@@ -57,6 +57,11 @@ async def _apply(svc: Services, rail: str, note: Notification) -> bool:
         if refund is None or refund.payment_id != payment.id:
             return False
         await svc.refunds.apply(refund, note.result, payment.notify_url)
+        return True
+    if (note.rail_order_no != payment.rail.current.rail_order_no
+            and note.result.status is not RailStatus.SUCCEEDED):
+        # News of an attempt the router has moved on from (failed over, handed over):
+        # only money taken would matter, and closing it was confirmed by the rail.
         return True
     if note.result.amount is not None and note.result.amount != payment.amount:
         log.error("a %s notification for %s reports amount %s, not %s; ignored", rail,

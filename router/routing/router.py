@@ -106,6 +106,12 @@ class Router:
             raise SettingsError(f"routing rule {rule.name!r} names rails that are not "
                                 f"configured: {', '.join(unknown)}")
 
+    def rail_for(self, merchant: Merchant, kind: str, scene: str) -> str | None:
+        """The merchant's rail of adapter `kind` that takes `scene`, breaker permitting."""
+        rails = [r for r in self._pool(merchant, scene) if self._kind(r) == kind]
+        return next((r for r in rails if self.health.view(r).state != OPEN),
+                    rails[0] if rails else None)
+
     def kind(self, rail: str) -> str:
         """The adapter a rail runs: what a payment's `method` says when it named none."""
         return self._kind(rail)

@@ -24,6 +24,9 @@ stream, one sweeper set and one webhook retry set; workers walk all shards.
     q:rail:{name}                   string GCRA state, rail quota (the one cross-shard key:
                                            on a cluster it moves to a script of its own)
                                     (each q: key gets ":{rps}/{burst}" appended, limits.py)
+    {N}sl:{link id}                 hash   a pay-for-me link (payment id), expiring
+    {N}slc:{pid}                    string the claim on a payment's links (one payer)
+    {N}cc:{code id}                 hash   a checkout code (merchant, type, amount, ...)
     deadletters                     zset   dead-lettered event ids by time
     config:pepper                   string pepper for API-key hashes when none is configured
 """
@@ -120,6 +123,18 @@ def payer_limit(shard: int, mid: str, payer: str) -> str:
 
 def rail_limit(rail: str) -> str:
     return f"q:rail:{rail}"
+
+
+def share_link(shard: int, lid: str) -> str:
+    return f"{{{shard}}}sl:{lid}"
+
+
+def share_claim(shard: int, pid: str) -> str:
+    return f"{{{shard}}}slc:{pid}"
+
+
+def checkout_code(shard: int, cid: str) -> str:
+    return f"{{{shard}}}cc:{cid}"
 
 
 DEAD_LETTERS: Final = "deadletters"
