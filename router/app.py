@@ -69,7 +69,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                           options=r.options)
             for r in settings.rails
         )
-        store = Store(redis, fast, settings.idempotency.ttl_s)
+        strict = settings.redis.durability == "strict"
+        store = Store(redis, fast, settings.idempotency.ttl_s,
+                      replicas=settings.redis.wait_replicas if strict else 0,
+                      wait_timeout_ms=settings.redis.wait_timeout_ms)
         merchants = MerchantDirectory(redis, pepper, settings.redis.shards)
         health = HealthBook(adapters, settings.routing.breaker)
         rails = RailClient(session, adapters, {r.name: r.timeout_s for r in settings.rails},

@@ -92,7 +92,8 @@ def serve(args: argparse.Namespace) -> int:
     sandbox_mode = args.config is None
     embedded: EmbeddedRedis | None = None
     if settings.redis.url is None:
-        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        fsync = "always" if settings.redis.durability == "strict" else "everysec"
+        embedded = EmbeddedRedis(settings.data_dir / "redis", appendfsync=fsync)
         try:
             url = embedded.start()
         except EmbeddedRedisError as exc:

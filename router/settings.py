@@ -43,6 +43,16 @@ class ServerSettings:
 class RedisSettings:
     url: str | None = None  # None: start the embedded redis-server under data_dir
     shards: int = 16  # hash-tag shards: outbox streams and sweeper sets, one per shard
+    # "default": AOF fsync every second (a crash of the Redis host loses at most ~1 s).
+    # "strict": the embedded server fsyncs every write, and with wait_replicas > 0 every
+    # state change waits for that many replicas before it is answered (see docs).
+    durability: str = "default"
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 100
+
+    def __post_init__(self) -> None:
+        if self.durability not in ("default", "strict"):
+            raise SettingsError('[redis] durability must be "default" or "strict"')
 
 
 @dataclass(frozen=True, slots=True)

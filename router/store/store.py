@@ -7,6 +7,7 @@ tuples / records back, never raw Redis replies.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, final
@@ -17,6 +18,8 @@ from router.domain import Payment, Refund
 from router.store import codec, keys
 from router.store.resp import Arg, FastRedis, Script
 from router.store.scripts import Scripts
+
+log = logging.getLogger("payrouter.store")
 
 
 @final
@@ -93,16 +96,28 @@ class Store:
     """`fast` (auto-pipelined) carries every call here; `redis` (redis-py) is kept for the
     callers that need blocking commands or MULTI (webhooks, merchants)."""
 
-    __slots__ = ("fast", "idem_ttl_s", "redis", "scripts")
+    __slots__ = ("fast", "idem_ttl_s", "redis", "replicas", "scripts", "wait_timeout_ms")
 
-    def __init__(self, redis: Redis, fast: FastRedis, idem_ttl_s: int) -> None:
+    def __init__(self, redis: Redis, fast: FastRedis, idem_ttl_s: int, *,
+                 replicas: int = 0, wait_timeout_ms: int = 100) -> None:
         self.redis = redis
         self.fast = fast
         self.scripts = Scripts.load()
         self.idem_ttl_s = idem_ttl_s
+        self.replicas = replicas
+        self.wait_timeout_ms = wait_timeout_ms
 
     async def _run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
-        return await self.fast.evalsha(script, keys, args)
+        reply = await self.fast.evalsha(script, keys, args)
+        if self.replicas:
+            # Strict durability: answer only once the change is on `replicas` replicas.
+            # WAIT covers every earlier write of this (shared) connection, so concurrent
+            # requests' WAITs complete together.
+            acked = await self.fast.call("WAIT", self.replicas, self.wait_timeout_ms)
+            if int(acked) < self.replicas:
+                log.warning("only %s of %s replicas acknowledged within %s ms", acked,
+                            self.replicas, self.wait_timeout_ms)
+        return reply
 
     async def _hash(self, key: str) -> dict[bytes, bytes]:
         flat = await self.fast.call("HGETALL", key)
