@@ -60,7 +60,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError("settings.redis.url must be set (the CLI starts embedded Redis)")
     pool = BlockingConnectionPool.from_url(settings.redis.url, max_connections=64, timeout=5)
     redis = Redis(connection_pool=pool)
-    fast = FastRedis(settings.redis.url)
+    fast = FastRedis(settings.redis.url, settings.redis.command_timeout_s)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
     try:
         pepper = await load_pepper(redis, settings.key_pepper)

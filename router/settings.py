@@ -47,6 +47,7 @@ class RedisSettings:
     # "strict": the embedded server fsyncs every write, and with wait_replicas > 0 every
     # state change waits for that many replicas before it is answered (see docs).
     durability: str = "default"
+    command_timeout_s: float = 5.0  # a Redis that answers nothing for this long is down
     wait_replicas: int = 0
     wait_timeout_ms: int = 100
 

@@ -35,13 +35,15 @@ _CONNECT_TIMEOUT_S: Final = 5.0
 class _Protocol(asyncio.Protocol):
     """One connection: writes coalesced per loop turn, replies matched in order."""
 
-    __slots__ = ("_closed", "_flush_scheduled", "_loop", "_out", "_reader", "_transport",
-                 "_waiters")
+    __slots__ = ("_closed", "_flush_scheduled", "_loop", "_out", "_reader", "_sent_at",
+                 "_timeout_s", "_transport", "_waiters")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self._loop = loop
+        self._timeout_s = timeout_s
         self._reader = hiredis.Reader()
         self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._sent_at: deque[float] = deque()  # when each waiter's command was queued
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._transport: asyncio.Transport | None = None
@@ -50,11 +52,13 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
+        self._loop.call_later(self._timeout_s / 2, self._watch)
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
             waiter = self._waiters.popleft()
+            self._sent_at.popleft()
             if waiter.done():  # its caller was cancelled; the reply is dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -69,6 +73,7 @@ class _Protocol(asyncio.Protocol):
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(error)
+        self._sent_at.clear()
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -81,6 +86,7 @@ class _Protocol(asyncio.Protocol):
             raise RedisConnectionError("connection to Redis is closed")
         waiter: asyncio.Future[Any] = self._loop.create_future()
         self._waiters.append(waiter)
+        self._sent_at.append(self._loop.time())
         self._out.append(packed)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -92,6 +98,17 @@ class _Protocol(asyncio.Protocol):
         if self._transport is not None and self._out:
             self._transport.write(b"".join(self._out))
         self._out.clear()
+
+    def _watch(self) -> None:
+        """One timer per connection, not one per command: when the oldest command has
+        waited longer than the timeout, Redis is hanging — drop the connection, which
+        fails every waiting call (the gateway answers 503) and reconnects on the next."""
+        if self._transport is None:
+            return
+        if self._sent_at and self._loop.time() - self._sent_at[0] > self._timeout_s:
+            self._transport.abort()
+            return
+        self._loop.call_later(self._timeout_s / 2, self._watch)
 
     async def close(self) -> None:
         if self._transport is not None:
@@ -127,9 +144,10 @@ class FastRedis:
     """The hot path's Redis: `await fast.call(...)`, `await fast.evalsha(script, ...)`."""
 
     __slots__ = ("_connecting", "_db", "_host", "_password", "_path", "_port", "_protocol",
-                 "_username")
+                 "_timeout_s", "_username")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        self._timeout_s = timeout_s
         parsed = urlparse(url)
         query = parse_qs(parsed.query)
         self._path: str | None = None
@@ -163,10 +181,10 @@ class FastRedis:
             async with asyncio.timeout(_CONNECT_TIMEOUT_S):
                 if self._path is not None:
                     _, protocol = await loop.create_unix_connection(
-                        lambda: _Protocol(loop), self._path)
+                        lambda: _Protocol(loop, self._timeout_s), self._path)
                 else:
                     _, protocol = await loop.create_connection(
-                        lambda: _Protocol(loop), self._host, self._port)
+                        lambda: _Protocol(loop, self._timeout_s), self._host, self._port)
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis: {exc}") from None
         if self._password is not None:
