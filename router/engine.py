@@ -438,6 +438,16 @@ class Engine:
             return await self.apply(payment, result)
         age_s = (now_ms() - payment.created_ms) / 1000
         sweep = self.settings.sweeper
+        if (result is not None and result.status is RailStatus.NOT_FOUND
+                and payment.status is Status.PROCESSING and age_s > sweep.never_seen_s):
+            # The rail still has no such order, long after the lost request: rails refuse
+            # requests signed more than about five minutes earlier, so it can no longer
+            # land. Nothing was charged; without this, a rail that cannot close an order
+            # it never saw would leave the payment processing forever.
+            moved, _ = await self.move(payment, Status.FAILED, record_error(RailError(
+                "rail_never_received", "The rail never received the payment.",
+                definitive=True)))
+            return moved
         if payment.status is Status.REQUIRES_ACTION or status is Status.REQUIRES_ACTION:
             if age_s > sweep.order_expiry_s:
                 return await self._end(payment, Close(attempt.rail_order_no))

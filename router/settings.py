@@ -86,6 +86,9 @@ class SweeperSettings:
     confirm_window_s: float = 30.0  # payer-code payments still unpaid after this are reversed
     unknown_window_s: float = 60.0  # an order the rail never saw is reversed after this
     order_expiry_s: float = 7200.0  # unpaid QR orders are closed after this
+    # A charge the rail still does not know after this failed for good: longer than the
+    # rails' ~5-minute window for a request's signed timestamp, so it cannot land later.
+    never_seen_s: float = 360.0
     lease_s: float = 30.0
     batch: int = 200
 

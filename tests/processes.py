@@ -81,6 +81,7 @@ first_check_s = 0.5
 query_every_s = 0.25
 confirm_window_s = 3.0
 unknown_window_s = 3.0
+never_seen_s = 5.0
 lease_s = 1.0
 
 [rails.bank]
