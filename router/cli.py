@@ -164,11 +164,11 @@ async def _demo(settings: Settings) -> sandbox.DemoMerchant:
 def _banner(settings: Settings, demo: sandbox.DemoMerchant | None, sandbox_mode: bool) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
     lines = [f"payrouter: listening on {base} ({settings.server.workers} process(es))"]
-    lines.append(f"  redis:       {settings.redis.url}")
+    lines.append(f"  redis:          {settings.redis.url}")
     for rail in settings.rails:
-        lines.append(f"  rail {rail.name + ':':<8}{rail.base_url or '(in process)'}")
+        lines.append(f"  rail {rail.name + ':':<11}{rail.base_url or '(in process)'}")
     assert settings.admin_token is not None
-    lines.append(f"  admin token: {settings.admin_token.reveal()}")
+    lines.append(f"  admin token:    {settings.admin_token.reveal()}")
     if demo is not None:
         lines.append(f"  demo merchant {demo.id}, API key: {demo.api_key}")
         lines.append(f"  try: curl -s {base}/v1/payments -H 'Authorization: Bearer "
