@@ -212,7 +212,12 @@ class Adapter(Protocol):
         ...
 
     def build(self, op: Operation) -> HttpRequest | RailResult:
-        """The HTTP request that performs `op`, or the result itself (in-process rails)."""
+        """The HTTP request that performs `op`, or the result itself (in-process rails).
+
+        Must have no effect: the core builds a charge before it knows whether it will
+        send it (to refuse a request the rail cannot take before anything is written).
+        An in-process rail that keeps state must apply the operation when it is sent,
+        not here."""
         ...
 
     def parse(self, op: Operation, response: HttpResponse) -> RailResult:
