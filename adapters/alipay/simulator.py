@@ -7,19 +7,16 @@ owns what needs the event loop: timers, notification deliveries, faults, hanging
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import itertools
 import json
 import logging
-import math
-import random
 import secrets
 import string
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import final
@@ -37,6 +34,7 @@ from adapters.alipay.protocol import (
     SubCode,
     TradeStatus,
 )
+from adapters.simkit import Delivery, Faults, SimRuntime, fault_routes, install
 
 __all__ = [
     "SIM_KEY",
@@ -92,37 +90,6 @@ class SimulatorOptions:
     time_scale: float = 1.0  # multiplies every delay (confirm delay, notification schedule)
     hang_seconds: float = 30.0  # how long a withheld answer hangs before the connection drops
     seed: int | None = None
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Faults:
-    error_rate: float = 0.0
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    timeout_rate: float = 0.0
-    drop_notify_rate: float = 0.0
-    duplicate_notify_rate: float = 0.0
-
-    @classmethod
-    def from_json(cls, raw: object) -> Faults:
-        """Validated settings; raises `ValueError` with a message fit for the caller."""
-        if not isinstance(raw, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-        values: dict[str, float] = {}
-        for key, value in raw.items():
-            if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{key} must be a non-negative number")
-            if key.endswith("_rate") and value > 1:
-                raise ValueError(f"{key} must be within [0, 1]")
-            values[key] = float(value)
-        return cls(**values)
-
-    def to_json(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 # --------------------------------------------------------------------------- records
@@ -655,42 +622,25 @@ def _sanitize(value: object) -> object:
 
 # --------------------------------------------------------------------------- runtime
 @final
-class Runtime:
+class Runtime(SimRuntime):
     """Event-loop side of the simulator: checks, signing, timers, notifications, faults."""
 
-    __slots__ = (
-        "_closing",
-        "_rng",
-        "_session",
-        "_signing_key",
-        "_tasks",
-        "_timers",
-        "credentials",
-        "faults",
-        "ledger",
-        "options",
-    )
+    __slots__ = ("_signing_key", "credentials", "ledger", "options")
 
     def __init__(self, credentials: AlipayCredentials, options: SimulatorOptions) -> None:
         if credentials.alipay_private_key is None:
             raise ValueError("the simulator needs the bundle's alipay_private_key.pem")
+        super().__init__(
+            options,
+            Delivery("alipay", NOTIFY_RETRY_DELAYS, NOTIFY_TIMEOUT, log, acknowledged=_success),
+        )
         self._signing_key = credentials.alipay_private_key
         self.credentials = credentials
         self.options = options
-        self.faults = Faults()
         self.ledger = Ledger(credentials.app_id, self.schedule, self.emit)
-        self._rng = random.Random(options.seed)
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
-        self._closing = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"Runtime(app_id={self.credentials.app_id!r}, options={self.options!r})"
-
-    def roll(self, rate: float) -> bool:
-        # Only draw when a fault is on, so fault-free runs leave the sequence untouched.
-        return rate > 0 and self._rng.random() < rate
 
     # ----------------------------------------------------------------- requests
     def check(self, params: Mapping[str, str]) -> tuple[Method, dict[str, object]] | Answer:
@@ -735,14 +685,12 @@ class Runtime:
         if isinstance(checked, Answer):
             return self.respond(params.get("method", ""), checked)
         method, biz = checked
-        if self.roll(self.faults.error_rate):
-            await self.latency()
-            return self.respond(method, self._system_error())  # not applied
-        answer = self.ledger.apply(method, biz, params)
-        if answer.withhold or self.roll(self.faults.timeout_rate):
-            return await self.withhold(request)
-        await self.latency()
-        return self.respond(method, answer)
+        return await self.perform(
+            request,
+            lambda: self.ledger.apply(method, biz, params),
+            lambda answer: self.respond(method, answer),
+            lambda: self.respond(method, self._system_error()),  # not applied
+        )
 
     def _system_error(self) -> Answer:
         if self._rng.random() < 0.5:
@@ -756,60 +704,9 @@ class Runtime:
         body = protocol.signed_answer(key, payload, self._signing_key)
         return web.Response(body=body, headers={"Content-Type": _JSON})
 
-    async def latency(self) -> None:
-        faults = self.faults
-        if faults.latency_ms <= 0 and faults.latency_jitter_ms <= 0:
-            return
-        jitter = self._rng.uniform(-faults.latency_jitter_ms, faults.latency_jitter_ms)
-        await asyncio.sleep(max(0.0, faults.latency_ms + jitter) / 1000)
-
-    async def withhold(self, request: web.Request) -> web.Response:
-        """Hang, then drop the connection without a status line."""
-        # Cancelled on client disconnect when the runner has handler_cancellation=True,
-        # and cut short by shutdown in any case.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), self.options.hang_seconds)
-        if request.transport is not None:
-            request.transport.close()
-        # Writing to the closed transport fails inside aiohttp, which then treats the
-        # exchange as a client disconnect: nothing is ever sent.
-        return web.Response(status=204)
-
-    # ----------------------------------------------------------------- timers
-    def schedule(self, delay: float, callback: Callable[[], None]) -> None:
-        if self._closing.is_set():
-            return
-        handle: asyncio.TimerHandle
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            callback()
-
-        handle = asyncio.get_running_loop().call_later(delay * self.options.time_scale, fire)
-        self._timers.add(handle)
-
     # ----------------------------------------------------------------- notifications
     def emit(self, url: str, fields: dict[str, str]) -> None:
-        if self._closing.is_set() or self._session is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._deliver(self._session, url, fields))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(
-        self, session: aiohttp.ClientSession, url: str, fields: dict[str, str]
-    ) -> None:
-        for attempt, delay in enumerate((0.0, *NOTIFY_RETRY_DELAYS), start=1):
-            if delay:
-                await asyncio.sleep(delay * self.options.time_scale)
-            if self.roll(self.faults.drop_notify_rate):
-                continue
-            if await self._post_once(session, url, fields):
-                if self.roll(self.faults.duplicate_notify_rate):
-                    await self._post_once(session, url, fields)
-                return
-            log.debug("alipay notification to %s not acknowledged (attempt %d)", url, attempt)
-        log.warning("alipay notification to %s abandoned after %d attempts", url, attempt)
+        self.notify(url, fields, self._encode_notification)
 
     def sign_notification(self, fields: Mapping[str, str], now: float) -> dict[str, str]:
         """A send of `fields`: stamped with this attempt's time and signed afresh."""
@@ -819,47 +716,14 @@ class Runtime:
         )
         return params
 
-    async def _post_once(
-        self, session: aiohttp.ClientSession, url: str, fields: Mapping[str, str]
-    ) -> bool:
+    def _encode_notification(self, fields: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
         body = protocol.urlencode_params(self.sign_notification(fields, time.time()))
-        try:
-            async with session.post(
-                url,
-                data=body.encode("ascii"),
-                headers={"Content-Type": _FORM},
-                timeout=aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT),
-            ) as resp:
-                # Alipay stops only on the exact 7 bytes `success`.
-                return resp.status == 200 and await resp.read() == b"success"
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+        return body.encode("ascii"), {"Content-Type": _FORM}
 
-    async def notifications_settled(self) -> None:
-        """Wait until every notification in flight is acknowledged or abandoned."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    # ----------------------------------------------------------------- lifecycle
-    async def context(self, app: web.Application) -> AsyncIterator[None]:
-        self._session = aiohttp.ClientSession()
-        try:
-            yield
-        finally:
-            self.begin_shutdown()
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._session.close()
-            self._session = None
-
-    def begin_shutdown(self) -> None:
-        """Wake hanging handlers and stop timers; no new work is accepted afterwards."""
-        self._closing.set()
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
+async def _success(resp: aiohttp.ClientResponse) -> bool:
+    # Alipay stops only on the exact 7 bytes `success`.
+    return resp.status == 200 and await resp.read() == b"success"
 
 
 SIM_KEY: web.AppKey[Runtime] = web.AppKey("alipay_simulator", Runtime)
@@ -917,25 +781,8 @@ async def _sim_fail(request: web.Request) -> web.Response:
     return web.json_response(body, status=status)
 
 
-async def _sim_set_faults(request: web.Request) -> web.Response:
-    sim = request.app[SIM_KEY]
-    try:
-        sim.faults = Faults.from_json(json.loads(await request.read() or b"{}"))
-    except ValueError as exc:
-        return web.json_response({"code": "INVALID_REQUEST", "message": str(exc)}, status=400)
-    return web.json_response(sim.faults.to_json())
-
-
-async def _sim_get_faults(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SIM_KEY].faults.to_json())
-
-
 async def _sim_ledger(request: web.Request) -> web.Response:
     return web.json_response(request.app[SIM_KEY].ledger.snapshot())
-
-
-async def _on_shutdown(app: web.Application) -> None:
-    app[SIM_KEY].begin_shutdown()
 
 
 def create_app(
@@ -944,11 +791,7 @@ def create_app(
     """The simulator; `credentials` must come from `load_or_create_bundle` (or
     `load_simulator_bundle`): it signs with the bundle's `alipay_private_key.pem`."""
     app = web.Application()
-    sim = Runtime(credentials, options)
-    app[SIM_KEY] = sim
-    app.cleanup_ctx.append(sim.context)
-    # on_shutdown runs before aiohttp waits for in-flight handlers: hanging ones wake now.
-    app.on_shutdown.append(_on_shutdown)
+    install(app, SIM_KEY, Runtime(credentials, options))
     app.add_routes(
         [
             web.get(protocol.GATEWAY_PATH, _gateway),
@@ -956,8 +799,7 @@ def create_app(
             web.post("/sim/present", _sim_present),
             web.post("/sim/orders/{no}/pay", _sim_pay),
             web.post("/sim/orders/{no}/fail", _sim_fail),
-            web.post("/sim/faults", _sim_set_faults),
-            web.get("/sim/faults", _sim_get_faults),
+            *fault_routes(SIM_KEY),
             web.get("/sim/ledger", _sim_ledger),
         ]
     )

@@ -7,26 +7,22 @@ an await in between, so concurrent identical requests can never charge an order 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import logging
-import math
-import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import final
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 
 from adapters.bank import protocol
 from adapters.bank.protocol import BankCredentials, OrderStatus, RefundStatus
+from adapters.simkit import Delivery, Faults, SimRuntime, fault_routes, install
 
 __all__ = ["SIM_KEY", "Faults", "Ledger", "Runtime", "SimulatorOptions", "create_app"]
 
@@ -49,38 +45,6 @@ class SimulatorOptions:
     )
     hang_seconds: float = 30.0  # how long a withheld answer hangs before the connection is dropped
     seed: int | None = None
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Faults:
-    error_rate: float = 0.0
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    timeout_rate: float = 0.0
-    drop_notify_rate: float = 0.0
-    duplicate_notify_rate: float = 0.0
-
-    @classmethod
-    def from_json(cls, raw: object) -> Faults:
-        """Validated settings; raises `ValueError` with a message fit for the caller."""
-        if not isinstance(raw, dict):
-            raise ValueError("body must be a JSON object")
-        known = set(cls.__dataclass_fields__)
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-        values: dict[str, float] = {}
-        for key, value in raw.items():
-            if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{key} must be a non-negative number")
-            if key.endswith("_rate") and value > 1:
-                raise ValueError(f"{key} must be within [0, 1]")
-            values[key] = float(value)
-        return cls(**values)
-
-    def to_json(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 # --------------------------------------------------------------------------- ledger records
@@ -439,92 +403,29 @@ def _url(body: Mapping[str, object], key: str, *, required: bool) -> str | None:
 
 # --------------------------------------------------------------------------- runtime
 @final
-class Runtime:
+class Runtime(SimRuntime):
     """Event-loop side of the simulator: timers, notifications, faults, randomness."""
 
-    __slots__ = (
-        "_closing",
-        "_rng",
-        "_session",
-        "_tasks",
-        "_timers",
-        "credentials",
-        "faults",
-        "ledger",
-        "options",
-    )
+    __slots__ = ("credentials", "ledger", "options")
 
     def __init__(self, credentials: BankCredentials, options: SimulatorOptions) -> None:
+        super().__init__(options, Delivery("bank", NOTIFY_RETRY_DELAYS, NOTIFY_TIMEOUT, log))
         self.credentials = credentials
         self.options = options
-        self.faults = Faults()
         self.ledger = Ledger(credentials.hmac_key, self.schedule, self.emit)
-        self._rng = random.Random(options.seed)
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
-        self._closing = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"Runtime(merchant_id={self.credentials.merchant_id!r}, options={self.options!r})"
 
-    def roll(self, rate: float) -> bool:
-        # Only draw when a fault is on, so fault-free runs leave the sequence untouched.
-        return rate > 0 and self._rng.random() < rate
-
-    # ----------------------------------------------------------------- timers
-    def schedule(self, delay: float, callback: Callable[[], None]) -> None:
-        if self._closing.is_set():
-            return
-        handle: asyncio.TimerHandle
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            callback()
-
-        handle = asyncio.get_running_loop().call_later(delay * self.options.time_scale, fire)
-        self._timers.add(handle)
-
     # ----------------------------------------------------------------- notifications
     def emit(self, url: str, event: str, data: Mapping[str, object]) -> None:
-        if self._closing.is_set() or self._session is None:
-            return
         body = _dump({"id": f"ntf_{uuid.uuid4().hex}", "event": event, "data": data})
-        task = asyncio.get_running_loop().create_task(self._deliver(self._session, url, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.notify(url, body, self._signed_notification)
 
-    async def _deliver(self, session: aiohttp.ClientSession, url: str, body: bytes) -> None:
-        for attempt, delay in enumerate((0.0, *NOTIFY_RETRY_DELAYS), start=1):
-            if delay:
-                await asyncio.sleep(delay * self.options.time_scale)
-            if self.roll(self.faults.drop_notify_rate):
-                continue
-            if await self._post_once(session, url, body):
-                if self.roll(self.faults.duplicate_notify_rate):
-                    await self._post_once(session, url, body)
-                return
-            log.debug("bank notification to %s not acknowledged (attempt %d)", url, attempt)
-        log.warning(
-            "bank notification to %s abandoned after %d attempts", url, len(NOTIFY_RETRY_DELAYS) + 1
-        )
-
-    async def _post_once(self, session: aiohttp.ClientSession, url: str, body: bytes) -> bool:
+    def _signed_notification(self, body: bytes) -> tuple[bytes, dict[str, str]]:
         headers = protocol.sign_notification(self.credentials.hmac_key, body, now=time.time())
         headers["Content-Type"] = "application/json"
-        try:
-            async with session.post(
-                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT)
-            ) as resp:
-                await resp.read()
-                return 200 <= resp.status < 300
-        except (aiohttp.ClientError, TimeoutError):
-            return False
-
-    async def notifications_settled(self) -> None:
-        """Wait until every notification in flight is acknowledged or abandoned."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        return body, headers
 
     # ----------------------------------------------------------------- answers
     def authentic(self, request: web.Request, body: bytes) -> bool:
@@ -553,46 +454,6 @@ class Runtime:
         headers["Content-Type"] = "application/json"
         return web.Response(status=reply.status, body=body, headers=headers)
 
-    async def latency(self) -> None:
-        faults = self.faults
-        if faults.latency_ms <= 0 and faults.latency_jitter_ms <= 0:
-            return
-        jitter = self._rng.uniform(-faults.latency_jitter_ms, faults.latency_jitter_ms)
-        await asyncio.sleep(max(0.0, faults.latency_ms + jitter) / 1000)
-
-    async def withhold(self, request: web.Request) -> web.Response:
-        """Hang, then drop the connection without a status line."""
-        # A plain wait: cancelled on client disconnect when the runner has
-        # handler_cancellation=True, and cut short by shutdown in any case.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), self.options.hang_seconds)
-        if request.transport is not None:
-            request.transport.close()
-        # Writing this to the closed transport fails inside aiohttp, which then
-        # treats the exchange as a client disconnect: nothing is ever sent.
-        return web.Response(status=204)
-
-    # ----------------------------------------------------------------- lifecycle
-    async def context(self, app: web.Application) -> AsyncIterator[None]:
-        self._session = aiohttp.ClientSession()
-        try:
-            yield
-        finally:
-            self.begin_shutdown()
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._session.close()
-            self._session = None
-
-    def begin_shutdown(self) -> None:
-        """Wake hanging handlers and stop timers; no new work is accepted afterwards."""
-        self._closing.set()
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
-
 
 SIM_KEY: web.AppKey[Runtime] = web.AppKey("bank_simulator", Runtime)
 
@@ -614,14 +475,12 @@ def _signed_api(op: ApiOp, *, has_body: bool) -> Handler:
             return sim.answer(
                 _error(401, "SIGNATURE_INVALID", "signature, merchant or timestamp rejected")
             )
-        if sim.roll(sim.faults.error_rate):
-            await sim.latency()
-            return sim.answer(_error(500, "SYSTEM_ERROR", "temporary failure, nothing was done"))
-        reply = _apply(op, sim.ledger, request, raw, has_body)
-        if reply.withhold or sim.roll(sim.faults.timeout_rate):
-            return await sim.withhold(request)
-        await sim.latency()
-        return sim.answer(reply)
+        return await sim.perform(
+            request,
+            lambda: _apply(op, sim.ledger, request, raw, has_body),
+            sim.answer,
+            lambda: sim.answer(_error(500, "SYSTEM_ERROR", "temporary failure, nothing was done")),
+        )
 
     return handler
 
@@ -660,36 +519,15 @@ async def _sim_fail(request: web.Request) -> web.Response:
     return web.json_response(dict(reply.payload), status=reply.status)
 
 
-async def _sim_set_faults(request: web.Request) -> web.Response:
-    sim = request.app[SIM_KEY]
-    try:
-        sim.faults = Faults.from_json(json.loads(await request.read() or b"{}"))
-    except ValueError as exc:
-        return web.json_response({"code": "INVALID_REQUEST", "message": str(exc)}, status=400)
-    return web.json_response(sim.faults.to_json())
-
-
-async def _sim_get_faults(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SIM_KEY].faults.to_json())
-
-
 async def _sim_ledger(request: web.Request) -> web.Response:
     return web.json_response(request.app[SIM_KEY].ledger.snapshot())
-
-
-async def _on_shutdown(app: web.Application) -> None:
-    app[SIM_KEY].begin_shutdown()
 
 
 def create_app(
     credentials: BankCredentials, options: SimulatorOptions = SimulatorOptions()
 ) -> web.Application:
     app = web.Application()
-    sim = Runtime(credentials, options)
-    app[SIM_KEY] = sim
-    app.cleanup_ctx.append(sim.context)
-    # on_shutdown runs before aiohttp waits for in-flight handlers: hanging ones wake now.
-    app.on_shutdown.append(_on_shutdown)
+    install(app, SIM_KEY, Runtime(credentials, options))
     app.add_routes(
         [
             web.post("/v1/charges", _signed_api(lambda lg, _r, b: lg.charge(b), has_body=True)),
@@ -713,8 +551,7 @@ def create_app(
             ),
             web.post("/sim/orders/{no}/pay", _sim_pay),
             web.post("/sim/orders/{no}/fail", _sim_fail),
-            web.post("/sim/faults", _sim_set_faults),
-            web.get("/sim/faults", _sim_get_faults),
+            *fault_routes(SIM_KEY),
             web.get("/sim/ledger", _sim_ledger),
         ]
     )

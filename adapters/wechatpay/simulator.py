@@ -8,26 +8,22 @@ Orders are keyed by (sub_mchid, out_trade_no); direct-merchant orders have sub_m
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import logging
-import math
-import random
 import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import final
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 
+from adapters.simkit import Delivery, Faults, SimRuntime, fault_routes, install
 from adapters.wechatpay import protocol
 from adapters.wechatpay.protocol import RefundStatus, TradeState, WeChatPayCredentials
 
@@ -76,37 +72,6 @@ class SimulatorOptions:
     hang_seconds: float = 30.0  # how long a withheld answer hangs before the connection drops
     seed: int | None = None
     userpaying_as_202: bool = False  # codepay "payer confirming": 202 {"code"} or 200 Transaction
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Faults:
-    error_rate: float = 0.0
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    timeout_rate: float = 0.0
-    drop_notify_rate: float = 0.0
-    duplicate_notify_rate: float = 0.0
-
-    @classmethod
-    def from_json(cls, raw: object) -> Faults:
-        """Validated settings; raises `ValueError` with a message fit for the caller."""
-        if not isinstance(raw, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-        values: dict[str, float] = {}
-        for key, value in raw.items():
-            if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{key} must be a non-negative number")
-            if key.endswith("_rate") and value > 1:
-                raise ValueError(f"{key} must be within [0, 1]")
-            values[key] = float(value)
-        return cls(**values)
-
-    def to_json(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @final
@@ -653,57 +618,24 @@ def _jsapi_payer(payer: Mapping[str, object], ident: Mapping[str, str]) -> dict[
 
 # --------------------------------------------------------------------------- runtime
 @final
-class Runtime:
+class Runtime(SimRuntime):
     """Event-loop side of the simulator: timers, notifications, faults, randomness."""
 
-    __slots__ = (
-        "_closing",
-        "_platform_key",
-        "_rng",
-        "_session",
-        "_tasks",
-        "_timers",
-        "credentials",
-        "faults",
-        "ledger",
-        "options",
-    )
+    __slots__ = ("_platform_key", "credentials", "ledger", "options")
 
     def __init__(self, credentials: WeChatPayCredentials, options: SimulatorOptions) -> None:
         if credentials.platform_private_key is None:
             raise ValueError("the simulator needs platform_private_key.pem in its bundle")
+        super().__init__(options, Delivery("wechatpay", NOTIFY_RETRY_DELAYS, NOTIFY_TIMEOUT, log))
         self._platform_key = credentials.platform_private_key
         self.credentials = credentials
         self.options = options
-        self.faults = Faults()
         self.ledger = Ledger(
             credentials, self.schedule, self.emit, userpaying_202=options.userpaying_as_202
         )
-        self._rng = random.Random(options.seed)
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
-        self._closing = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"Runtime(mchid={self.credentials.mchid!r}, options={self.options!r})"
-
-    def roll(self, rate: float) -> bool:
-        # Only draw when a fault is on, so fault-free runs leave the sequence untouched.
-        return rate > 0 and self._rng.random() < rate
-
-    # ----------------------------------------------------------------- timers
-    def schedule(self, delay: float, callback: Callable[[], None]) -> None:
-        if self._closing.is_set():
-            return
-        handle: asyncio.TimerHandle
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            callback()
-
-        handle = asyncio.get_running_loop().call_later(delay * self.options.time_scale, fire)
-        self._timers.add(handle)
 
     # ----------------------------------------------------------------- notifications
     def emit(
@@ -730,41 +662,8 @@ class Runtime:
             "summary": summary,
             "resource": resource,
         }
-        task = asyncio.get_running_loop().create_task(
-            self._deliver(self._session, url, _dump(envelope))
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, session: aiohttp.ClientSession, url: str, body: bytes) -> None:
-        for attempt, delay in enumerate((0.0, *NOTIFY_RETRY_DELAYS), start=1):
-            if delay:
-                await asyncio.sleep(delay * self.options.time_scale)
-            if self.roll(self.faults.drop_notify_rate):
-                continue
-            if await self._post_once(session, url, body):
-                if self.roll(self.faults.duplicate_notify_rate):
-                    await self._post_once(session, url, body)
-                return
-            log.debug("wechatpay notification to %s not acknowledged (attempt %d)", url, attempt)
-        log.warning("wechatpay notification to %s abandoned after %d attempts", url, attempt)
-
-    async def _post_once(self, session: aiohttp.ClientSession, url: str, body: bytes) -> bool:
         # Every attempt is signed afresh, so a late retry is still inside the 300 s window.
-        headers = self.signed_headers(body)
-        try:
-            async with session.post(
-                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT)
-            ) as resp:
-                await resp.read()
-                return 200 <= resp.status < 300
-        except (aiohttp.ClientError, TimeoutError):
-            return False
-
-    async def notifications_settled(self) -> None:
-        """Wait until every notification in flight is acknowledged or abandoned."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.notify(url, _dump(envelope), lambda body: (body, self.signed_headers(body)))
 
     # ----------------------------------------------------------------- answers
     def authentic(self, request: web.Request, body: bytes) -> bool:
@@ -783,46 +682,6 @@ class Runtime:
     def answer(self, reply: Reply) -> web.Response:
         body = b"" if reply.payload is None else _dump(reply.payload)
         return web.Response(status=reply.status, body=body, headers=self.signed_headers(body))
-
-    async def latency(self) -> None:
-        faults = self.faults
-        if faults.latency_ms <= 0 and faults.latency_jitter_ms <= 0:
-            return
-        jitter = self._rng.uniform(-faults.latency_jitter_ms, faults.latency_jitter_ms)
-        await asyncio.sleep(max(0.0, faults.latency_ms + jitter) / 1000)
-
-    async def withhold(self, request: web.Request) -> web.Response:
-        """Hang, then drop the connection without a status line."""
-        # A plain wait: cancelled on client disconnect when the runner has
-        # handler_cancellation=True, and cut short by shutdown in any case.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), self.options.hang_seconds)
-        if request.transport is not None:
-            request.transport.close()
-        # Writing this to the closed transport fails inside aiohttp, which then
-        # treats the exchange as a client disconnect: nothing is ever sent.
-        return web.Response(status=204)
-
-    # ----------------------------------------------------------------- lifecycle
-    async def context(self, app: web.Application) -> AsyncIterator[None]:
-        self._session = aiohttp.ClientSession()
-        try:
-            yield
-        finally:
-            self.begin_shutdown()
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._session.close()
-            self._session = None
-
-    def begin_shutdown(self) -> None:
-        """Wake hanging handlers and stop timers; no new work is accepted afterwards."""
-        self._closing.set()
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
 
 
 SIM_KEY: web.AppKey[Runtime] = web.AppKey("wechatpay_simulator", Runtime)
@@ -843,14 +702,12 @@ def _signed_api(op: ApiOp, *, has_body: bool) -> Handler:
         raw = await request.read()
         if not sim.authentic(request, raw):
             return sim.answer(_error(401, "SIGN_ERROR", "签名错误，请检查后再试"))
-        if sim.roll(sim.faults.error_rate):
-            await sim.latency()
-            return sim.answer(_error(500, "SYSTEM_ERROR", "系统错误"))
-        reply = _apply(op, sim.ledger, request, raw, has_body)
-        if reply.withhold or sim.roll(sim.faults.timeout_rate):
-            return await sim.withhold(request)
-        await sim.latency()
-        return sim.answer(reply)
+        return await sim.perform(
+            request,
+            lambda: _apply(op, sim.ledger, request, raw, has_body),
+            sim.answer,
+            lambda: sim.answer(_error(500, "SYSTEM_ERROR", "系统错误")),
+        )
 
     return handler
 
@@ -937,25 +794,8 @@ async def _sim_fail(request: web.Request) -> web.Response:
     return web.json_response(dict(reply.payload or {}), status=reply.status)
 
 
-async def _sim_set_faults(request: web.Request) -> web.Response:
-    sim = request.app[SIM_KEY]
-    try:
-        sim.faults = Faults.from_json(json.loads(await request.read() or b"{}"))
-    except ValueError as exc:
-        return web.json_response({"code": "INVALID_REQUEST", "message": str(exc)}, status=400)
-    return web.json_response(sim.faults.to_json())
-
-
-async def _sim_get_faults(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SIM_KEY].faults.to_json())
-
-
 async def _sim_ledger(request: web.Request) -> web.Response:
     return web.json_response(request.app[SIM_KEY].ledger.snapshot())
-
-
-async def _on_shutdown(app: web.Application) -> None:
-    app[SIM_KEY].begin_shutdown()
 
 
 def create_app(
@@ -963,11 +803,7 @@ def create_app(
 ) -> web.Application:
     """The simulator as an aiohttp application; `credentials` must hold the platform key."""
     app = web.Application()
-    sim = Runtime(credentials, options)
-    app[SIM_KEY] = sim
-    app.cleanup_ctx.append(sim.context)
-    # on_shutdown runs before aiohttp waits for in-flight handlers: hanging ones wake now.
-    app.on_shutdown.append(_on_shutdown)
+    install(app, SIM_KEY, Runtime(credentials, options))
     app.add_routes(_order_routes("/v3/pay/transactions", partner=False))
     app.add_routes(_order_routes("/v3/pay/partner/transactions", partner=True))
     app.add_routes(
@@ -982,8 +818,7 @@ def create_app(
             ),
             web.post("/sim/orders/{no}/pay", _sim_pay),
             web.post("/sim/orders/{no}/fail", _sim_fail),
-            web.post("/sim/faults", _sim_set_faults),
-            web.get("/sim/faults", _sim_get_faults),
+            *fault_routes(SIM_KEY),
             web.get("/sim/ledger", _sim_ledger),
         ]
     )
