@@ -6,19 +6,18 @@ so both sides sign and check exactly the same bytes.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import string
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard, final
+
+from adapters.bundles import create_exclusive
 
 __all__ = [
     "H_MERCHANT",
@@ -122,25 +121,9 @@ def load_or_create_bundle(keys_dir: Path) -> BankCredentials:
     """Write a fresh bundle where files are absent (mode 0600), then load it."""
     keys_dir.mkdir(parents=True, exist_ok=True)
     merchant_id = "BANK" + "".join(secrets.choice(string.digits) for _ in range(10))
-    _create_exclusive(keys_dir / MERCHANT_FILE, merchant_id + "\n")
-    _create_exclusive(keys_dir / KEY_FILE, secrets.token_hex(32) + "\n")
+    create_exclusive(keys_dir / MERCHANT_FILE, merchant_id + "\n")
+    create_exclusive(keys_dir / KEY_FILE, secrets.token_hex(32) + "\n")
     return load_bundle(keys_dir)
-
-
-def _create_exclusive(path: Path, content: str) -> None:
-    # Write aside then hard-link into place: a concurrent starter (simulator and
-    # gateway in two processes) either wins or reads the complete winner's file.
-    if path.exists():
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(content)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------- signing

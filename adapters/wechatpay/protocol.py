@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import enum
-import os
 import re
 import secrets
 import string
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,8 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from adapters.bundles import create_exclusive
 
 __all__ = [
     "AUTH_SCHEME",
@@ -185,15 +184,15 @@ def load_or_create_bundle(keys_dir: Path) -> WeChatPayCredentials:
     """Write a fresh sandbox bundle where files are absent (mode 0600), then load it."""
     keys_dir.mkdir(parents=True, exist_ok=True)
     mchid = "16" + "".join(secrets.choice(string.digits) for _ in range(8))
-    _create_exclusive(keys_dir / MCHID_FILE, mchid + "\n")
-    _create_exclusive(keys_dir / APPID_FILE, "wx" + secrets.token_hex(8) + "\n")
+    create_exclusive(keys_dir / MCHID_FILE, mchid + "\n")
+    create_exclusive(keys_dir / APPID_FILE, "wx" + secrets.token_hex(8) + "\n")
     apiv3_key = "".join(secrets.choice(_ALNUM) for _ in range(32))
-    _create_exclusive(keys_dir / APIV3_KEY_FILE, apiv3_key + "\n")
-    _create_exclusive(keys_dir / MERCHANT_SERIAL_FILE, secrets.token_hex(20).upper() + "\n")
+    create_exclusive(keys_dir / APIV3_KEY_FILE, apiv3_key + "\n")
+    create_exclusive(keys_dir / MERCHANT_SERIAL_FILE, secrets.token_hex(20).upper() + "\n")
     key_id = "PUB_KEY_ID_01" + "".join(secrets.choice(string.digits) for _ in range(30))
-    _create_exclusive(keys_dir / PLATFORM_KEY_ID_FILE, key_id + "\n")
-    _create_exclusive(keys_dir / MERCHANT_KEY_FILE, _new_private_pem())
-    _create_exclusive(keys_dir / PLATFORM_PRIVATE_FILE, _new_private_pem())
+    create_exclusive(keys_dir / PLATFORM_KEY_ID_FILE, key_id + "\n")
+    create_exclusive(keys_dir / MERCHANT_KEY_FILE, _new_private_pem())
+    create_exclusive(keys_dir / PLATFORM_PRIVATE_FILE, _new_private_pem())
     # Derive the public half from the private file that won any creation race, so
     # the pair always matches even when two processes start together.
     if not (keys_dir / PLATFORM_PUBLIC_FILE).exists():
@@ -201,7 +200,7 @@ def load_or_create_bundle(keys_dir: Path) -> WeChatPayCredentials:
         public_pem = platform.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        _create_exclusive(keys_dir / PLATFORM_PUBLIC_FILE, public_pem.decode("ascii"))
+        create_exclusive(keys_dir / PLATFORM_PUBLIC_FILE, public_pem.decode("ascii"))
     return load_bundle(keys_dir)
 
 
@@ -244,22 +243,6 @@ def _read_public_key(path: Path) -> rsa.RSAPublicKey:
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < MIN_RSA_BITS:
         raise BundleError(f"{path}: expected an RSA public key of at least {MIN_RSA_BITS} bits")
     return key
-
-
-def _create_exclusive(path: Path, content: str) -> None:
-    # Write aside then hard-link into place: a concurrent starter (simulator and
-    # gateway in two processes) either wins or reads the complete winner's file.
-    if path.exists():
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(content)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------- RSA primitives
