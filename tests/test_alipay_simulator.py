@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from multidict import CIMultiDict
 
 from adapters.alipay import protocol
 from adapters.alipay.adapter import AlipayAdapter
@@ -25,9 +24,7 @@ from adapters.base import (
     Charge,
     Close,
     HttpRequest,
-    HttpResponse,
     Notification,
-    Operation,
     Query,
     RailError,
     RailResult,
@@ -36,6 +33,7 @@ from adapters.base import (
     RefundQuery,
     Reverse,
 )
+from tests.simharness import Receiver, SimHarness
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,24 +41,10 @@ FAST = SimulatorOptions(time_scale=0.02, hang_seconds=0.3, seed=7)
 WAIT = 3.0  # upper bound for anything awaited; runs take a fraction of it
 
 
-class Receiver:
-    """A merchant notify_url answering with scripted bodies (then `success`)."""
-
-    def __init__(self, bodies: list[bytes]) -> None:
-        self.bodies = bodies
-        self.queue: asyncio.Queue[tuple[CIMultiDict[str], bytes]] = asyncio.Queue()
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.queue.put_nowait((CIMultiDict(request.headers), await request.read()))
-        return web.Response(body=self.bodies.pop(0) if self.bodies else b"success")
-
-    async def next(self) -> tuple[CIMultiDict[str], bytes]:
-        return await asyncio.wait_for(self.queue.get(), WAIT)
-
-
-class Alipay:
+class Alipay(SimHarness):
     """One running simulator plus a client and an adapter speaking to it."""
+
+    adapter: AlipayAdapter
 
     def __init__(
         self,
@@ -69,9 +53,7 @@ class Alipay:
         creds: AlipayCredentials,
         stack: AsyncExitStack,
     ) -> None:
-        self._stack = stack  # closes helper servers with the simulator
-        self.server = server
-        self.session = session
+        super().__init__(server, session, stack, WAIT)
         self.creds = creds
         self.base_url = str(server.make_url(""))
         seller = protocol.sandbox_seller_id(creds.app_id)
@@ -80,27 +62,6 @@ class Alipay:
     @property
     def runtime(self) -> Runtime:
         return self.server.app[SIM_KEY]
-
-    async def exchange(self, request: HttpRequest) -> HttpResponse:
-        async with self.session.request(
-            request.method,
-            request.url,
-            headers=dict(request.headers),
-            data=request.body or None,
-            timeout=aiohttp.ClientTimeout(total=WAIT),
-        ) as resp:
-            return HttpResponse(resp.status, CIMultiDict(resp.headers), await resp.read())
-
-    async def call(self, op: Operation, adapter: AlipayAdapter | None = None) -> RailResult:
-        adapter = adapter or self.adapter
-        request = adapter.build(op)
-        assert isinstance(request, HttpRequest)
-        return adapter.parse(op, await self.exchange(request))
-
-    async def refused(self, op: Operation, adapter: AlipayAdapter | None = None) -> RailError:
-        with pytest.raises(RailError) as info:
-            await self.call(op, adapter)
-        return info.value
 
     async def gateway(
         self, query: dict[str, str], form: dict[str, str] | None = None
@@ -127,14 +88,8 @@ class Alipay:
             assert resp.status == 200, await resp.text()
 
     async def receiver(self, bodies: list[bytes] | None = None) -> Receiver:
-        receiver = Receiver(bodies or [])
-        app = web.Application()
-        app.router.add_post("/notify", receiver.handle)
-        server = TestServer(app, host="127.0.0.1", port=0)
-        await server.start_server()
-        self._stack.push_async_callback(server.close)
-        receiver.url = str(server.make_url("/notify"))
-        return receiver
+        scripted = [web.Response(body=b) for b in bodies or []]
+        return await self.serve_receiver(Receiver(scripted, web.Response(body=b"success"), WAIT))
 
     async def notification(self, receiver: Receiver) -> Notification:
         headers, body = await receiver.next()

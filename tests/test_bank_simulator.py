@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from multidict import CIMultiDict
 
 from adapters.bank import protocol
 from adapters.bank.adapter import BankAdapter
@@ -26,15 +25,13 @@ from adapters.base import (
     HttpRequest,
     HttpResponse,
     Notification,
-    Operation,
     Query,
-    RailError,
-    RailResult,
     RailStatus,
     Refund,
     RefundQuery,
     Reverse,
 )
+from tests.simharness import Receiver, SimHarness
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,24 +39,10 @@ FAST = SimulatorOptions(time_scale=0.01, hang_seconds=0.3, seed=7)
 WAIT = 3.0  # upper bound for anything awaited; runs take a fraction of it
 
 
-class Receiver:
-    """A merchant notification endpoint answering with scripted statuses (then 200)."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.queue: asyncio.Queue[tuple[CIMultiDict[str], bytes]] = asyncio.Queue()
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.queue.put_nowait((CIMultiDict(request.headers), await request.read()))
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
-
-    async def next(self) -> tuple[CIMultiDict[str], bytes]:
-        return await asyncio.wait_for(self.queue.get(), WAIT)
-
-
-class Bank:
+class Bank(SimHarness):
     """One running simulator plus a client speaking to it."""
+
+    adapter: BankAdapter
 
     def __init__(
         self,
@@ -68,31 +51,9 @@ class Bank:
         creds: BankCredentials,
         stack: AsyncExitStack,
     ) -> None:
-        self._stack = stack  # closes helper servers with the simulator
-        self.server = server
-        self.session = session
+        super().__init__(server, session, stack, WAIT)
         self.creds = creds
         self.adapter = BankAdapter("bank", str(server.make_url("")), creds)
-
-    async def exchange(self, request: HttpRequest) -> HttpResponse:
-        async with self.session.request(
-            request.method,
-            request.url,
-            headers=dict(request.headers),
-            data=request.body or None,
-            timeout=aiohttp.ClientTimeout(total=WAIT),
-        ) as resp:
-            return HttpResponse(resp.status, CIMultiDict(resp.headers), await resp.read())
-
-    async def call(self, op: Operation) -> RailResult:
-        request = self.adapter.build(op)
-        assert isinstance(request, HttpRequest)
-        return self.adapter.parse(op, await self.exchange(request))
-
-    async def refused(self, op: Operation) -> RailError:
-        with pytest.raises(RailError) as info:
-            await self.call(op)
-        return info.value
 
     async def raw(
         self,
@@ -117,14 +78,8 @@ class Bank:
         return (await self.sim("GET", "/sim/ledger"))[1]
 
     async def receiver(self, statuses: list[int] | None = None) -> Receiver:
-        receiver = Receiver(statuses or [])
-        app = web.Application()
-        app.router.add_post("/notify", receiver.handle)
-        server = TestServer(app, host="127.0.0.1", port=0)
-        await server.start_server()
-        self._stack.push_async_callback(server.close)
-        receiver.url = str(server.make_url("/notify"))
-        return receiver
+        scripted = [web.Response(status=s) for s in statuses or []]
+        return await self.serve_receiver(Receiver(scripted, web.Response(status=200), WAIT))
 
 
 StartBank = Callable[[SimulatorOptions], Awaitable[Bank]]

@@ -15,17 +15,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
-from multidict import CIMultiDict
 
 from adapters.base import (
     Charge,
     Close,
     HttpRequest,
     HttpResponse,
-    Operation,
     Query,
     RailError,
-    RailResult,
     RailStatus,
     Refund,
     RefundQuery,
@@ -35,6 +32,7 @@ from adapters.wechatpay import protocol
 from adapters.wechatpay.adapter import PartnerIds, WeChatPayAdapter
 from adapters.wechatpay.protocol import WeChatPayCredentials
 from adapters.wechatpay.simulator import SIM_KEY, SimulatorOptions, create_app
+from tests.simharness import Receiver, SimHarness
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,24 +41,10 @@ WAIT = 5.0  # upper bound for anything awaited; runs take a fraction of it
 SUB = "1900000109"
 
 
-class Receiver:
-    """A merchant notification endpoint answering with scripted statuses (then 204)."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.queue: asyncio.Queue[tuple[CIMultiDict[str], bytes]] = asyncio.Queue()
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.queue.put_nowait((CIMultiDict(request.headers), await request.read()))
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 204)
-
-    async def next(self) -> tuple[CIMultiDict[str], bytes]:
-        return await asyncio.wait_for(self.queue.get(), WAIT)
-
-
-class WeChat:
+class WeChat(SimHarness):
     """One running simulator plus a client speaking to it through the adapter."""
+
+    adapter: WeChatPayAdapter
 
     def __init__(
         self,
@@ -69,9 +53,7 @@ class WeChat:
         creds: WeChatPayCredentials,
         stack: AsyncExitStack,
     ) -> None:
-        self._stack = stack  # closes helper servers with the simulator
-        self.server = server
-        self.session = session
+        super().__init__(server, session, stack, WAIT)
         self.creds = creds
         self.base_url = str(server.make_url("")).rstrip("/")
         self.adapter = WeChatPayAdapter("wechatpay", self.base_url, creds)
@@ -79,27 +61,6 @@ class WeChat:
     def partner_adapter(self, sub_mchid: str = SUB) -> WeChatPayAdapter:
         ids = PartnerIds(self.creds.mchid, self.creds.appid, sub_mchid)
         return WeChatPayAdapter("wechatpay", self.base_url, self.creds, partner=ids)
-
-    async def exchange(self, request: HttpRequest) -> HttpResponse:
-        async with self.session.request(
-            request.method,
-            request.url,
-            headers=dict(request.headers),
-            data=request.body or None,
-            timeout=aiohttp.ClientTimeout(total=WAIT),
-        ) as resp:
-            return HttpResponse(resp.status, CIMultiDict(resp.headers), await resp.read())
-
-    async def call(self, op: Operation, adapter: WeChatPayAdapter | None = None) -> RailResult:
-        adapter = adapter or self.adapter
-        request = adapter.build(op)
-        assert isinstance(request, HttpRequest)
-        return adapter.parse(op, await self.exchange(request))
-
-    async def refused(self, op: Operation, adapter: WeChatPayAdapter | None = None) -> RailError:
-        with pytest.raises(RailError) as info:
-            await self.call(op, adapter)
-        return info.value
 
     async def raw(
         self,
@@ -125,14 +86,8 @@ class WeChat:
         return (await self.sim("GET", "/sim/ledger"))[1]
 
     async def receiver(self, statuses: list[int] | None = None) -> Receiver:
-        receiver = Receiver(statuses or [])
-        app = web.Application()
-        app.router.add_post("/notify", receiver.handle)
-        server = TestServer(app, host="127.0.0.1", port=0)
-        await server.start_server()
-        self._stack.push_async_callback(server.close)
-        receiver.url = str(server.make_url("/notify"))
-        return receiver
+        scripted = [web.Response(status=s) for s in statuses or []]
+        return await self.serve_receiver(Receiver(scripted, web.Response(status=204), WAIT))
 
     async def settled(self) -> None:
         await asyncio.wait_for(self.server.app[SIM_KEY].notifications_settled(), WAIT)
