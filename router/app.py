@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters import registry
 from adapters.base import AdapterConfig
@@ -26,7 +25,7 @@ from router.refunds import Refunds
 from router.routing import HealthBook, Router
 from router.services import METRICS, SERVICES, SETTINGS, Services
 from router.settings import Settings
-from router.store.resp import FastRedis
+from router.store.link import open_link
 from router.store.store import Store
 from router.sweeper import Sweeper
 from router.webhooks import WebhookDispatcher
@@ -58,29 +57,27 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     if settings.redis.url is None:
         raise RuntimeError("settings.redis.url must be set (the CLI starts embedded Redis)")
-    pool = BlockingConnectionPool.from_url(settings.redis.url, max_connections=64, timeout=5)
-    redis = Redis(connection_pool=pool)
-    fast = FastRedis(settings.redis.url, settings.redis.command_timeout_s)
+    link = open_link(settings.redis.url, settings.redis.command_timeout_s)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
     try:
-        pepper = await load_pepper(redis, settings.key_pepper)
+        pepper = await load_pepper(link, settings.key_pepper)
         adapters = registry.load(
             AdapterConfig(name=r.name, base_url=r.base_url, keys_dir=r.keys_dir,
                           options=r.options)
             for r in settings.rails
         )
         strict = settings.redis.durability == "strict"
-        store = Store(redis, fast, settings.idempotency.ttl_s,
+        store = Store(link, settings.idempotency.ttl_s,
                       replicas=settings.redis.wait_replicas if strict else 0,
                       wait_timeout_ms=settings.redis.wait_timeout_ms)
-        merchants = MerchantDirectory(redis, pepper, settings.redis.shards)
+        merchants = MerchantDirectory(link, pepper, settings.redis.shards)
         health = HealthBook(adapters, settings.routing.breaker)
         rails = RailClient(session, adapters, {r.name: r.timeout_s for r in settings.rails},
                            metrics, health)
         engine = Engine(store, rails, settings, metrics)
         refund_engine = Refunds(store, rails, settings)
         app[SERVICES] = Services(
-            settings=settings, metrics=metrics, redis=redis, store=store,
+            settings=settings, metrics=metrics, store=store,
             merchants=merchants, session=session, adapters=adapters, rails=rails,
             router=Router(adapters, settings.rails, settings.routing, settings.default_method,
                           health),
@@ -94,9 +91,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await session.close()
-        await fast.aclose()
-        await redis.aclose()
-        await pool.aclose()
+        await link.aclose()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -105,7 +100,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(svc.sweeper.run(stop), name="sweeper"),
         asyncio.create_task(svc.webhooks.run(stop), name="webhooks"),
-        asyncio.create_task(svc.health.run(svc.store.fast, svc.settings.routing.sync_interval_s,
+        asyncio.create_task(svc.health.run(svc.store.link, svc.settings.routing.sync_interval_s,
                                            stop), name="health"),
         asyncio.create_task(_reload_rules(svc, stop), name="routing-rules"),
     ]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from router import sandbox
 from router.app import create_app
@@ -24,6 +23,7 @@ from router.embedded import EmbeddedRedis, EmbeddedRedisError
 from router.listen import listener_app
 from router.merchants import MerchantDirectory, load_pepper
 from router.settings import Settings, SettingsError, load
+from router.store.link import open_link
 
 log = logging.getLogger("payrouter")
 
@@ -152,13 +152,13 @@ async def _serve(settings: Settings, sandbox_mode: bool) -> None:
 
 async def _demo(settings: Settings) -> sandbox.DemoMerchant:
     assert settings.redis.url is not None
-    redis = Redis.from_url(settings.redis.url)
+    link = open_link(settings.redis.url)
     try:
-        pepper = await load_pepper(redis, settings.key_pepper)
-        merchants = MerchantDirectory(redis, pepper, settings.redis.shards)
+        pepper = await load_pepper(link, settings.key_pepper)
+        merchants = MerchantDirectory(link, pepper, settings.redis.shards)
         return await sandbox.demo_merchant(settings, merchants)
     finally:
-        await redis.aclose()
+        await link.aclose()
 
 
 def _banner(settings: Settings, demo: sandbox.DemoMerchant | None, sandbox_mode: bool) -> None:
@@ -212,13 +212,13 @@ def merchants(args: argparse.Namespace) -> int:
     url = settings.redis.url
 
     async def main() -> None:
-        redis = Redis.from_url(url)
+        link = open_link(url)
         try:
-            pepper = await load_pepper(redis, settings.key_pepper)
-            directory = MerchantDirectory(redis, pepper, settings.redis.shards)
+            pepper = await load_pepper(link, settings.key_pepper)
+            directory = MerchantDirectory(link, pepper, settings.redis.shards)
             merchant, api_key = await directory.create(args.name, args.webhook_secret)
         finally:
-            await redis.aclose()
+            await link.aclose()
         print(f"merchant {merchant.id}\napi_key {api_key}\n"
               f"webhook_secret {merchant.webhook_secret.reveal()}")
 

@@ -35,7 +35,7 @@ from router.domain import (
 )
 from router.errors import RouterError, invalid_state, validation_error
 from router.events import event, now_ms
-from router.limits import LIMIT_NAMES, payment_specs, too_many
+from router.limits import LIMIT_NAMES, payment_specs, rail_spec, too_many
 from router.merchants import Merchant
 from router.metrics import Metrics
 from router.railclient import RailClient
@@ -171,6 +171,10 @@ class Engine:
             raise validation_error(_param_in(err.message), err.message) from None
         owner = keys.new_id("own", merchant.shard)
         sweep = self.settings.sweeper
+        quota = rail_spec(self.settings, rail)
+        if quota is not None and (limited := await self.store.rate_limit([quota])):
+            self.metrics.rate_limited.labels("rail").inc()
+            raise too_many(limited, "rail")
         outcome = await self.store.create_payment(
             payment,
             shard=merchant.shard,
@@ -178,8 +182,11 @@ class Engine:
             idem=(idem[0], idem[1], owner) if idem else None,
             lease_ms=int(self.settings.idempotency.lease_s * 1000),
             first_due_ms=now + int(sweep.first_check_s * 1000),
-            limits=payment_specs(self.settings, merchant, req.payer, rail),
+            limits=payment_specs(self.settings, merchant, req.payer),
         )
+        if quota is not None and outcome.kind not in ("created", "takeover"):
+            # No call to the rail follows (refused, replayed, or an existing payment).
+            await self.store.return_call(quota)
         ticket = IdemTicket(merchant.shard, merchant.id, idem[0], owner) if idem else None
         match outcome.kind:
             case "created":

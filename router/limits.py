@@ -12,7 +12,7 @@ from router.store.store import Limited, LimitSpec
 from router.validation import digest
 
 _NO_LIMIT = LimitSpec("", 0.0, 0)
-LIMIT_NAMES = ("merchant", "payer", "rail")
+LIMIT_NAMES = ("merchant", "payer")
 
 
 def payer_identity(payer: dict[str, str]) -> str | None:
@@ -28,10 +28,8 @@ def merchant_spec(settings: Settings, merchant: Merchant) -> LimitSpec:
     return _spec(keys.merchant_limit(merchant.shard, merchant.id), rate)
 
 
-def payment_specs(
-    settings: Settings, merchant: Merchant, payer: dict[str, str], rail: str
-) -> list[LimitSpec]:
-    """merchant, payer, rail — in the order of LIMIT_NAMES."""
+def payment_specs(settings: Settings, merchant: Merchant, payer: dict[str, str]) -> list[LimitSpec]:
+    """merchant, payer — in the order of LIMIT_NAMES; both in the merchant's slot."""
     specs = [merchant_spec(settings, merchant)]
     identity = payer_identity(payer)
     if identity is None:
@@ -39,12 +37,16 @@ def payment_specs(
     else:
         rate = merchant.payer_limit or settings.limits.payer
         specs.append(_spec(keys.payer_limit(merchant.shard, merchant.id, identity), rate))
+    return specs
+
+
+def rail_spec(settings: Settings, rail: str) -> LimitSpec | None:
+    """The rail's outbound quota, if it has one. Its key is global (one quota across all
+    merchants), so it is checked by a call of its own before the payment is created."""
     rail_settings = settings.rail(rail)
     if rail_settings is None or rail_settings.rate_limit is None:
-        specs.append(_NO_LIMIT)
-    else:
-        specs.append(_spec(keys.rail_limit(rail), rail_settings.rate_limit))
-    return specs
+        return None
+    return _spec(keys.rail_limit(rail), rail_settings.rate_limit)
 
 
 def _spec(key: str, rate: RateLimit) -> LimitSpec:

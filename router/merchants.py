@@ -13,13 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, final
 
-from redis.asyncio import Redis
-from redis.typing import EncodableT, FieldT
-
 from router.security import Secret, hash_api_key, new_api_key, random_token
 from router.settings import RateLimit
 from router.store import keys
-from router.store.store import as_bytes, as_fields
+from router.store.link import RedisLink
 
 
 @final
@@ -48,8 +45,9 @@ def _rate_json(rate: RateLimit | None) -> dict[str, float | int] | None:
     return None if rate is None else {"rps": rate.rps, "burst": rate.burst}
 
 
-def _encode(m: Merchant, key_hash: str) -> Mapping[FieldT, EncodableT]:
-    fields: dict[FieldT, EncodableT] = {
+def _encode(m: Merchant, key_hash: str) -> list[str]:
+    """HSET arguments (field, value, ...) of a merchant record."""
+    fields: dict[str, str] = {
         "name": m.name,
         "shard": str(m.shard),
         "webhook_secret": m.webhook_secret.reveal(),
@@ -60,7 +58,7 @@ def _encode(m: Merchant, key_hash: str) -> Mapping[FieldT, EncodableT]:
     for prefix, rate in (("rl", m.rate_limit), ("pl", m.payer_limit)):
         fields[f"{prefix}_rps"] = "" if rate is None else repr(rate.rps)
         fields[f"{prefix}_burst"] = "" if rate is None else str(rate.burst)
-    return fields
+    return [item for pair in fields.items() for item in pair]
 
 
 def _decode(mid: str, raw: dict[bytes, bytes]) -> Merchant:
@@ -86,10 +84,10 @@ def _decode(mid: str, raw: dict[bytes, bytes]) -> Merchant:
 class MerchantDirectory:
     """Create, change and authenticate merchants."""
 
-    __slots__ = ("_by_id", "_by_key", "_pepper", "redis", "shards", "ttl_s")
+    __slots__ = ("_by_id", "_by_key", "_pepper", "link", "shards", "ttl_s")
 
-    def __init__(self, redis: Redis, pepper: bytes, shards: int, ttl_s: float = 5.0) -> None:
-        self.redis = redis
+    def __init__(self, link: RedisLink, pepper: bytes, shards: int, ttl_s: float = 5.0) -> None:
+        self.link = link
         self._pepper = pepper
         self.shards = shards
         self.ttl_s = ttl_s
@@ -109,18 +107,18 @@ class MerchantDirectory:
         )
         api_key = api_key or new_api_key()
         key_hash = hash_api_key(api_key, self._pepper)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.merchant(mid), mapping=_encode(merchant, key_hash))
-            pipe.set(keys.api_key(key_hash), mid)
-            await pipe.execute()
+        # Two keys in different slots, so two commands: the record first, then the key
+        # that finds it. A crash in between leaves a merchant no key can reach yet.
+        await self.link.call("HSET", keys.merchant(mid), *_encode(merchant, key_hash))
+        await self.link.call("SET", keys.api_key(key_hash), mid)
         return merchant, api_key
 
     async def update(self, merchant: Merchant) -> None:
-        raw = await self.redis.hget(keys.merchant(merchant.id), "key_hash")
+        raw = await self.link.call("HGET", keys.merchant(merchant.id), "key_hash")
         if raw is None:
             raise KeyError(merchant.id)
-        await self.redis.hset(keys.merchant(merchant.id),
-                              mapping=_encode(merchant, as_bytes(raw).decode()))
+        await self.link.call("HSET", keys.merchant(merchant.id),
+                             *_encode(merchant, bytes(raw).decode()))
         self._remember(merchant)
         for key, (expiry, cached) in list(self._by_key.items()):
             if cached.id == merchant.id:
@@ -130,10 +128,10 @@ class MerchantDirectory:
         hit = self._by_id.get(mid)
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        raw = await self.redis.hgetall(keys.merchant(mid))
-        if not raw:
+        flat = await self.link.call("HGETALL", keys.merchant(mid))
+        if not flat:
             return None
-        merchant = _decode(mid, as_fields(raw))
+        merchant = _decode(mid, dict(zip(flat[::2], flat[1::2], strict=True)))
         self._remember(merchant)
         return merchant
 
@@ -143,8 +141,8 @@ class MerchantDirectory:
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1]
-        mid = await self.redis.get(keys.api_key(key_hash))
-        merchant = await self.get(as_bytes(mid).decode()) if mid else None
+        mid = await self.link.call("GET", keys.api_key(key_hash))
+        merchant = await self.get(bytes(mid).decode()) if mid else None
         if merchant is not None:
             if len(self._by_key) > 100_000:  # bound memory against key-spraying callers
                 self._by_key.clear()
@@ -155,11 +153,11 @@ class MerchantDirectory:
         self._by_id[merchant.id] = (time.monotonic() + self.ttl_s, merchant)
 
 
-async def load_pepper(redis: Redis, configured: Secret | None) -> bytes:
+async def load_pepper(link: RedisLink, configured: Secret | None) -> bytes:
     """The API-key hash pepper: configured, or one generated once and kept in Redis."""
     if configured is not None:
         return configured.reveal().encode()[:64]
-    await redis.set(keys.PEPPER, random_token(48), nx=True)
-    value = await redis.get(keys.PEPPER)
+    await link.call("SET", keys.PEPPER, random_token(48), "NX")
+    value = await link.call("GET", keys.PEPPER)
     assert value is not None
-    return as_bytes(value)[:64]
+    return bytes(value)[:64]

@@ -7,7 +7,6 @@ from typing import final
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
 from adapters.base import Adapter
 from router.engine import Engine
@@ -27,7 +26,6 @@ from router.webhooks import WebhookDispatcher
 class Services:
     settings: Settings
     metrics: Metrics
-    redis: Redis
     store: Store
     merchants: MerchantDirectory
     session: aiohttp.ClientSession

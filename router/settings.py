@@ -101,6 +101,7 @@ class WebhookSettings:
     timeout_s: float = 5.0
     claim_idle_s: float = 60.0  # a read but unacknowledged entry is reclaimed after this
     concurrency: int = 64
+    poll_interval_s: float = 0.05  # how often an idle process looks for new events
 
 
 @dataclass(frozen=True, slots=True)

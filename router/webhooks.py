@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, cast, final
+from typing import Any, final
 
 import aiohttp
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from router.events import now_ms
@@ -27,11 +25,16 @@ from router.metrics import Metrics
 from router.security import webhook_signature
 from router.settings import WebhookSettings
 from router.store import codec, keys
-from router.store.store import Store, as_bytes, as_fields
+from router.store.link import RedisLink
+from router.store.store import Outcome, Store
 
 log = logging.getLogger("payrouter.webhooks")
 
 GROUP = "webhooks"
+_READ_COUNT = 100
+
+# (stream, entry id, fields) of one outbox entry
+Entry = tuple[str, bytes, dict[bytes, bytes]]
 
 
 @final
@@ -40,9 +43,9 @@ class WebhookDispatcher:
         "_inflight",
         "_slots",
         "consumer",
+        "link",
         "merchants",
         "metrics",
-        "redis",
         "session",
         "settings",
         "shards",
@@ -53,7 +56,7 @@ class WebhookDispatcher:
                  session: aiohttp.ClientSession, settings: WebhookSettings, shards: int,
                  metrics: Metrics, consumer: str) -> None:
         self.store = store
-        self.redis: Redis = store.redis
+        self.link: RedisLink = store.link
         self.merchants = merchants
         self.session = session
         self.settings = settings
@@ -68,17 +71,20 @@ class WebhookDispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         await self.ensure_groups()
         await asyncio.gather(
-            self._loop(stop, self.read_new, 0.0),
+            self._loop(stop, self.read_new, self.settings.poll_interval_s, idle_only=True),
             self._loop(stop, self.retry_due, 1.0),
             self._loop(stop, self.reclaim_stale, max(self.settings.claim_idle_s / 4, 0.2)),
         )
 
     async def ensure_groups(self) -> None:
-        for shard in range(self.shards):
+        async def create(shard: int) -> None:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-                await self.redis.xgroup_create(keys.outbox(shard), GROUP, id="0", mkstream=True)
+                await self.link.call("XGROUP", "CREATE", keys.outbox(shard), GROUP, "0",
+                                     "MKSTREAM")
+        await asyncio.gather(*(create(shard) for shard in range(self.shards)))
 
-    async def _loop(self, stop: asyncio.Event, step: object, pause_s: float) -> None:
+    async def _loop(self, stop: asyncio.Event, step: object, pause_s: float, *,
+                    idle_only: bool = False) -> None:
         assert callable(step)
         while not stop.is_set():
             try:
@@ -88,37 +94,42 @@ class WebhookDispatcher:
             except Exception:
                 log.exception("webhook loop step failed")
                 worked = 0
-            if pause_s or not worked:
+            if not (idle_only and worked):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause_s or 0.05)
 
     # ----------------------------------------------------------------- outbox
     async def read_new(self) -> int:
-        streams: dict[str | bytes | memoryview, int | str | bytes | memoryview] = {
-            keys.outbox(shard): ">" for shard in range(self.shards)}
-        reply = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=100, block=200)
-        return await self._deliver_entries(cast(list[list[Any]], reply))
+        """Read new outbox entries without blocking: the link is shared with the hot path,
+        where a blocked command would hold up every reply behind it. One server takes
+        every stream in one command; a cluster, one command per shard (auto-pipelining
+        still sends those to each master in one write)."""
+        streams = [keys.outbox(shard) for shard in range(self.shards)]
+        groups = [[s] for s in streams] if self.link.cluster else [streams]
+        replies = await asyncio.gather(*(
+            self.link.call("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", _READ_COUNT,
+                           "STREAMS", *group, *([">"] * len(group)))
+            for group in groups))
+        entries: list[Entry] = []
+        for reply in replies:
+            for stream, rows in reply or ():
+                entries += _entries(stream.decode(), rows)
+        return await self._deliver_entries(entries)
 
     async def reclaim_stale(self) -> int:
         """Deliver entries that a dead (or stuck) consumer read but never acknowledged."""
         idle_ms = int(self.settings.claim_idle_s * 1000)
-        total = 0
-        for shard in range(self.shards):
-            stream = keys.outbox(shard)
-            _, entries, *_ = await self.redis.xautoclaim(
-                stream, GROUP, self.consumer, min_idle_time=idle_ms, start_id="0-0", count=100)
-            total += await self._deliver_entries([[stream.encode(), entries]])
-        return total
 
-    async def _deliver_entries(self, reply: list[list[Any]]) -> int:
-        batch: list[tuple[str, bytes, dict[bytes, bytes]]] = []
-        for stream, entries in reply or []:
-            name = stream.decode() if isinstance(stream, bytes) else str(stream)
-            assert isinstance(entries, list)
-            for entry_id, fields in entries:
-                # A deleted entry comes back empty from XAUTOCLAIM on old Redis.
-                if fields and (name, entry_id) not in self._inflight:
-                    batch.append((name, entry_id, fields))
+        async def claim(stream: str) -> list[Entry]:
+            reply = await self.link.call("XAUTOCLAIM", stream, GROUP, self.consumer, idle_ms,
+                                         "0-0", "COUNT", _READ_COUNT)
+            return _entries(stream, reply[1])
+
+        claimed = await asyncio.gather(*(claim(keys.outbox(s)) for s in range(self.shards)))
+        return await self._deliver_entries([e for batch in claimed for e in batch])
+
+    async def _deliver_entries(self, entries: list[Entry]) -> int:
+        batch = [e for e in entries if (e[0], e[1]) not in self._inflight]
         if not batch:
             return 0
         marks = [(name, entry_id) for name, entry_id, _ in batch]
@@ -132,63 +143,64 @@ class WebhookDispatcher:
             self._inflight.difference_update(marks)
         return len(batch)
 
-    async def _settle(self, batch: list[tuple[str, bytes, dict[bytes, bytes]]],
-                      delivered: list[bool]) -> None:
+    async def _settle(self, batch: list[Entry], delivered: list[bool]) -> None:
         """Acknowledge and delete a batch of outbox entries, moving the failed ones to the
-        retry set first: one MULTI per stream, so each stays within one shard's slot."""
+        retry set first: one script per stream, so each stays within one shard's slot."""
         by_stream: dict[str, list[tuple[bytes, dict[bytes, bytes], bool]]] = {}
         for (stream, entry_id, fields), ok in zip(batch, delivered, strict=True):
             by_stream.setdefault(stream, []).append((entry_id, fields, ok))
-        for stream, items in by_stream.items():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for _, fields, ok in items:
-                    if not ok:
-                        self._schedule_retry(pipe, fields)
-                ids = [entry_id for entry_id, _, _ in items]
-                pipe.xack(stream, GROUP, *ids)
-                pipe.xdel(stream, *ids)
-                await pipe.execute()
+        await asyncio.gather(*(self._settle_stream(stream, items)
+                               for stream, items in by_stream.items()))
 
-    def _schedule_retry(self, pipe: Pipeline, fields: dict[bytes, bytes]) -> None:
-        eid = fields[b"e"].decode()
-        shard = keys.shard_of(eid) or 0
-        pipe.hset(keys.event(shard, eid), mapping={
-            "m": fields[b"m"], "u": fields.get(b"u", b""), "b": fields[b"b"], "n": 1, "dead": 0})
-        pipe.zadd(keys.webhook_retries(shard), {eid: self._next_due(0)})
+    async def _settle_stream(self, stream: str,
+                             items: list[tuple[bytes, dict[bytes, bytes], bool]]) -> None:
+        shard = _stream_shard(stream)
+        event_keys: list[str] = []
+        failed: list[bytes | str] = []
+        for _, fields, ok in items:
+            if not ok:
+                eid = fields[b"e"].decode()
+                event_keys.append(keys.event(shard, eid))
+                failed += [eid, fields[b"m"], fields.get(b"u", b""), fields[b"b"]]
+        await self.link.evalsha(
+            self.store.scripts.outbox_settle,
+            [stream, keys.webhook_retries(shard), *event_keys],
+            [GROUP, self._next_due(0), len(items), *(i for i, _, _ in items), *failed])
 
     # ----------------------------------------------------------------- retries
     async def retry_due(self) -> int:
         now = now_ms()
-        total = 0
-        for shard in range(self.shards):
+
+        async def shard_due(shard: int) -> int:
             due = await self.store.claim_due(keys.webhook_retries(shard), now, 100,
                                              int(self.settings.timeout_s * 4000))
             await asyncio.gather(*(self._retry(shard, eid) for eid in due))
-            total += len(due)
-        return total
+            return len(due)
+
+        return sum(await asyncio.gather(*(shard_due(s) for s in range(self.shards))))
 
     async def _retry(self, shard: int, eid: str) -> None:
         key = keys.event(shard, eid)
-        raw = as_fields(await self.redis.hgetall(key))
+        flat = await self.link.call("HGETALL", key)
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
         if not raw:
-            await self.redis.zrem(keys.webhook_retries(shard), eid)
+            await self.link.call("ZREM", keys.webhook_retries(shard), eid)
             return
         tries = int(raw[b"n"])
         ok = await self.deliver(raw[b"m"].decode(), raw[b"u"].decode(), raw[b"b"])
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if ok:
-                pipe.zrem(keys.webhook_retries(shard), eid)
-                pipe.delete(key)
-            elif tries >= len(self.settings.retry_schedule_s):
-                self.metrics.webhook_failures.labels("true").inc()
-                log.warning("webhook event %s dead-lettered after %d tries", eid, tries + 1)
-                pipe.zrem(keys.webhook_retries(shard), eid)
-                pipe.hset(key, "dead", 1)
-                pipe.zadd(keys.DEAD_LETTERS, {eid: now_ms()})
-            else:
-                pipe.hset(key, "n", tries + 1)
-                pipe.zadd(keys.webhook_retries(shard), {eid: self._next_due(tries)})
-            await pipe.execute()
+        if ok:
+            outcome = "delivered"
+        elif tries >= len(self.settings.retry_schedule_s):
+            self.metrics.webhook_failures.labels("true").inc()
+            log.warning("webhook event %s dead-lettered after %d tries", eid, tries + 1)
+            outcome = "dead"
+        else:
+            outcome = "again"
+        next_due = self._next_due(tries) if outcome == "again" else 0
+        await self.link.evalsha(
+            self.store.scripts.event_retried,
+            [keys.webhook_retries(shard), key, keys.dead_letters(shard)],
+            [eid, outcome, next_due, now_ms()])
 
     def _next_due(self, tries: int) -> int:
         return now_ms() + int(self.settings.retry_schedule_s[tries] * 1000)
@@ -196,18 +208,22 @@ class WebhookDispatcher:
     async def redeliver(self, eid: str) -> bool:
         """Put a stored (retrying or dead-lettered) event back in line at once."""
         shard = keys.shard_of(eid)
-        if shard is None or not await self.redis.exists(keys.event(shard, eid)):
+        if shard is None:
             return False
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.event(shard, eid), mapping={"n": 0, "dead": 0})
-            pipe.zadd(keys.webhook_retries(shard), {eid: now_ms()})
-            pipe.zrem(keys.DEAD_LETTERS, eid)
-            await pipe.execute()
-        return True
+        reply = await self.link.evalsha(
+            self.store.scripts.event_redeliver,
+            [keys.event(shard, eid), keys.webhook_retries(shard), keys.dead_letters(shard)],
+            [eid, now_ms()])
+        return Outcome.of(reply).kind == "ok"
 
     async def dead_letters(self, limit: int = 100) -> list[str]:
-        ids = await self.redis.zrange(keys.DEAD_LETTERS, 0, limit - 1)
-        return [as_bytes(cast(bytes, e)).decode() for e in ids]
+        """The oldest dead-lettered events across all shards."""
+        rows = await asyncio.gather(*(
+            self.link.call("ZRANGE", keys.dead_letters(s), 0, limit - 1, "WITHSCORES")
+            for s in range(self.shards)))
+        scored = [(float(flat[i + 1]), bytes(flat[i]).decode())
+                  for flat in rows for i in range(0, len(flat), 2)]
+        return [eid for _, eid in sorted(scored)[:limit]]
 
     # ----------------------------------------------------------------- delivery
     async def deliver(self, merchant_id: str, url: str, stored: bytes) -> bool:
@@ -241,3 +257,18 @@ class WebhookDispatcher:
         else:
             self.metrics.webhook_failures.labels("false").inc()
         return ok
+
+
+def _entries(stream: str, rows: list[Any] | None) -> list[Entry]:
+    """Stream entries as Redis sends them ([id, [field, value, ...]]); an entry deleted
+    meanwhile comes back without fields (XAUTOCLAIM on Redis 6) and is skipped."""
+    out: list[Entry] = []
+    for entry_id, flat in rows or ():
+        if flat:
+            out.append((stream, entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+    return out
+
+
+def _stream_shard(stream: str) -> int:
+    """The shard of an outbox stream key ("{N}ob")."""
+    return int(stream[1:stream.index("}")])

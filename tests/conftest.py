@@ -11,12 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from router.embedded import EmbeddedRedis, free_port
 from router.settings import RailSettings, Settings
 from tests.helpers import Gateway, fast_settings, start_gateway
+from tests.redis_cluster import LocalCluster, flush_all, redis_py_client
 
 
 @pytest.fixture(scope="session")
@@ -27,18 +27,45 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.stop()
 
 
-@pytest.fixture
-async def redis_url(redis_server: EmbeddedRedis) -> AsyncIterator[str]:
-    """The session's Redis, emptied for this test."""
-    client = aioredis.Redis.from_url(redis_server.url)
-    await client.flushall()
-    await client.aclose()
-    yield redis_server.url
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A 3-master / 3-replica Redis Cluster on loopback, started once when first asked."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_topologies` run once on a single Redis and once on the cluster."""
+    if (metafunc.definition.get_closest_marker("both_topologies")
+            and "redis_url" in metafunc.fixturenames):
+        metafunc.parametrize("redis_topology", ["single", "cluster"], indirect=True)
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+def redis_topology(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+async def redis_url(request: pytest.FixtureRequest, redis_topology: str) -> AsyncIterator[str]:
+    """The session's Redis (or, for `both_topologies` tests, also the cluster), emptied
+    for this test."""
+    if redis_topology == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    else:
+        url = request.getfixturevalue("redis_server").url
+    await flush_all(url)
+    yield url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Any]:
+    """redis-py, for assertions: a plain client, or a cluster client on the cluster."""
+    client = redis_py_client(redis_url)
     yield client
     await client.aclose()
 

@@ -47,7 +47,6 @@ from typing import Any, cast
 
 import aiohttp
 import orjson
-import redis.asyncio as aioredis
 
 import router.engine
 import router.events
@@ -89,10 +88,11 @@ from router.settings import (
     SweeperSettings,
 )
 from router.store import keys
-from router.store.resp import FastRedis
+from router.store.link import open_link
 from router.store.store import Store
 from router.sweeper import Sweeper
 from router.validation import PaymentRequest, RefundRequest
+from tests.redis_cluster import flush_all
 
 RAILS = ("alpha", "beta")
 START_MS = 1_700_000_000_000
@@ -574,9 +574,7 @@ class Simulation:
     # ----------------------------------------------------------------- setup
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        flush = aioredis.Redis.from_url(self.redis_url)
-        await flush.flushall()
-        await flush.aclose()
+        await flush_all(self.redis_url)
         settings = Settings(
             redis=replace(Settings().redis, url=self.redis_url, shards=SHARDS),
             rails=tuple(RailSettings(name=n) for n in RAILS),
@@ -584,14 +582,13 @@ class Simulation:
             sweeper=SWEEP,
         )
         self.settings = settings
-        redis = aioredis.Redis.from_url(self.redis_url)
-        fast = FastRedis(self.redis_url, 5.0)
+        link = open_link(self.redis_url, 5.0)
         metrics = Metrics()
         adapters = cast(dict[str, Adapter], dict(self.adapters))
         health = HealthBook(adapters, settings.routing.breaker)
         session = cast(aiohttp.ClientSession, FakeNetwork(self.adapters))
         rails = RailClient(session, adapters, {n: 1.0 for n in RAILS}, metrics, health)
-        self.store = Store(redis, fast, settings.idempotency.ttl_s)
+        self.store = Store(link, settings.idempotency.ttl_s)
         self.engine = Engine(self.store, rails, settings, metrics)
         self.refunds = Refunds(self.store, rails, settings)
         self.sweeper = Sweeper(self.store, self.engine, self.refunds, SWEEP, SHARDS, metrics)
@@ -601,8 +598,7 @@ class Simulation:
             with patched(self.clock, random.Random(f"ids|{self.seed}")):
                 yield
         finally:
-            await fast.aclose()
-            await redis.aclose()
+            await link.aclose()
 
     def fail(self, message: str) -> SimulationFailure:
         return SimulationFailure(
@@ -847,11 +843,11 @@ class Simulation:
             rail_held_total += held
             # -- liveness: unsettled work stays on the sweeper's list
             due = keys.due(self.merchant.shard)
-            if payment.status in UNSETTLED and await self.store.fast.call(
+            if payment.status in UNSETTLED and await self.store.link.call(
                     "ZSCORE", due, f"p:{pid}") is None:
                 raise self.fail(f"{pid}: {payment.status} but not on the sweeper's list")
             for r in refunds:
-                if r.status is RefundStatus.PROCESSING and await self.store.fast.call(
+                if r.status is RefundStatus.PROCESSING and await self.store.link.call(
                         "ZSCORE", due, f"r:{r.id}") is None:
                     raise self.fail(f"refund {r.id} processing but not on the sweeper's list")
             if quiescent:

@@ -15,6 +15,9 @@ from tests.asserts import assert_error
 from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Gateway, Reply, payment_body, start_gateway
 
+# The whole module also runs on Redis Cluster (conftest.py).
+pytestmark = pytest.mark.both_topologies
+
 A_CODE = "134567890123456781"
 B_CODE = "134567890123456791"
 
@@ -138,3 +141,25 @@ async def test_rail_quota_protects_the_bank(quota_gateway: Gateway, bank_sim: Ba
     assert ledger["totals"]["orders"] == 2 and ledger["totals"]["charges"] == 2
     assert (await alice.get("/v1/payments?out_trade_no=rq-3")).status == 404
     assert (await bob.get("/v1/payments?out_trade_no=rq-4")).status == 404
+
+
+async def test_calls_that_never_reach_the_rail_do_not_spend_its_quota(
+    quota_gateway: Gateway, bank_sim: BankSim
+) -> None:
+    """The quota is taken before the payment script (its key is global, outside the
+    merchant's slot) and given back when no rail call follows: an idempotent replay,
+    a repeated out_trade_no."""
+    alice, _ = await quota_gateway.merchant("Alice")
+    key = {"Idempotency-Key": "quota-replay"}
+    first = await alice.post("/v1/payments", payment_body("rq-1"), headers=key)
+    assert first.status == 201, first.body
+    for _ in range(3):
+        replay = await alice.post("/v1/payments", payment_body("rq-1"), headers=key)
+        assert replay.headers.get("Idempotent-Replayed") == "true"
+        same = await alice.post("/v1/payments", payment_body("rq-1"))
+        assert same.status == 200 and same.body["id"] == first.body["id"], same.body
+    # One of the burst of 2 is left for a call that does reach the rail.
+    second = await alice.post("/v1/payments", payment_body("rq-2", auth_code=B_CODE))
+    assert second.status == 201, second.body
+    assert_limited(await alice.post("/v1/payments", payment_body("rq-3", auth_code=B_CODE)), 2)
+    assert (await bank_sim.ledger())["totals"]["charges"] == 2

@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.asserts import assert_error, ledger_order
 from tests.conftest import BankSim
 from tests.helpers import Client, Gateway, eventually, payment_body
+
+# The whole module also runs on Redis Cluster (conftest.py).
+pytestmark = pytest.mark.both_topologies
 
 
 async def paid(client: Client, otn: str, amount: int = 1000) -> dict[str, Any]:

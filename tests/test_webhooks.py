@@ -21,6 +21,9 @@ from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import HANG, Delivery, Receiver, webhook_receiver
 
+# The whole module also runs on Redis Cluster (conftest.py).
+pytestmark = pytest.mark.both_topologies
+
 SECRET = "whsec_test_secret_1"  # what Gateway.merchant() sets
 
 

@@ -22,7 +22,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     svc = services(request)
     try:
-        await svc.redis.ping()
+        await svc.store.link.ping()
     except Exception:
         return json_reply(503, {"status": "unavailable", "redis": "unreachable",
                                 "adapters": sorted(svc.adapters)})

@@ -43,7 +43,7 @@ async def create_code(request: web.Request) -> web.Response:
     async def make() -> Reply:
         cid = keys.new_id("cc", merchant.shard)
         stored = {**code, "merchant": merchant.id, "created_ms": int(time.time() * 1000)}
-        await svc.store.fast.call("SET", keys.checkout_code(merchant.shard, cid),
+        await svc.store.link.call("SET", keys.checkout_code(merchant.shard, cid),
                                   orjson.dumps(stored))
         return Reply.json(201, _public(svc.settings.server.base_url(), cid, stored))
 
@@ -128,7 +128,7 @@ async def _load(request: web.Request, cid: str) -> dict[str, Any] | None:
     shard = keys.shard_of(cid)
     if shard is None or not cid.startswith("cc_"):
         return None
-    raw = await services(request).store.fast.call("GET", keys.checkout_code(shard, cid))
+    raw = await services(request).store.link.call("GET", keys.checkout_code(shard, cid))
     loaded: dict[str, Any] | None = orjson.loads(raw) if raw else None
     return loaded
 

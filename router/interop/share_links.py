@@ -50,8 +50,8 @@ async def create_link(request: web.Request) -> web.Response:
                                 f"shared; this one is {payment.status}.")
         shard = merchant.shard
         lid = keys.new_id("shl", shard)
-        await svc.store.fast.call("HSET", keys.share_link(shard, lid), "p", payment.id)
-        await svc.store.fast.call("EXPIRE", keys.share_link(shard, lid), ttl)
+        await svc.store.link.call("HSET", keys.share_link(shard, lid), "p", payment.id)
+        await svc.store.link.call("EXPIRE", keys.share_link(shard, lid), ttl)
         return Reply.json(201, {
             "id": lid, "object": "share_link", "payment_id": payment.id,
             "url": f"{svc.settings.server.base_url()}/s/{lid}",
@@ -68,7 +68,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     shard = keys.shard_of(lid)
     pid = None
     if shard is not None:
-        pid = await svc.store.fast.call("HGET", keys.share_link(shard, lid), "p")
+        pid = await svc.store.link.call("HGET", keys.share_link(shard, lid), "p")
     if pid is None:
         return error_page(request, 404, "link_expired", "This link has expired or is unknown.")
     payment = await svc.store.load_payment(bytes(pid).decode())
@@ -106,9 +106,9 @@ async def _claim(svc: Services, request: web.Request, shard: int, pid: str) -> s
     for the browser that holds it, None for anyone else."""
     key = keys.share_claim(shard, pid)
     token = secrets.token_urlsafe(16)
-    if await svc.store.fast.call("SET", key, token, "NX", "EX", 86400):
+    if await svc.store.link.call("SET", key, token, "NX", "EX", 86400):
         return token
-    held = await svc.store.fast.call("GET", key)
+    held = await svc.store.link.call("GET", key)
     mine = request.cookies.get(_COOKIE)
     return mine if held is not None and mine == bytes(held).decode() else None
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, final
 
 from router.settings import BreakerSettings
-from router.store.resp import FastRedis
+from router.store.link import RedisLink
 
 log = logging.getLogger("payrouter.health")
 
@@ -116,7 +116,7 @@ class HealthBook:
         return True
 
     # ----------------------------------------------------------------- sharing
-    async def run(self, fast: FastRedis, interval_s: float, stop: asyncio.Event) -> None:
+    async def run(self, fast: RedisLink, interval_s: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.sync(fast)
@@ -125,7 +125,7 @@ class HealthBook:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
 
-    async def sync(self, fast: FastRedis, now: float | None = None) -> None:
+    async def sync(self, fast: RedisLink, now: float | None = None) -> None:
         now = time.time() if now is None else now
         second = int(now)
         await asyncio.gather(*(self._push(fast, rail, second) for rail in self.rails))
@@ -140,7 +140,7 @@ class HealthBook:
                 self._probed[rail] = view.since
             self._views[rail] = view
 
-    async def _push(self, fast: FastRedis, rail: str, second: int) -> None:
+    async def _push(self, fast: RedisLink, rail: str, second: int) -> None:
         local = self._local[rail]
         ok, failed = local.ok, local.failed
         local.ok = local.failed = 0
@@ -159,7 +159,7 @@ class HealthBook:
             await fast.call("HSET", f"health:{rail}:latency", self.process,
                             f"{p50:.3f},{p99:.3f},{second}")
 
-    async def _pull(self, fast: FastRedis, rail: str, now: float) -> RailView:
+    async def _pull(self, fast: RedisLink, rail: str, now: float) -> RailView:
         breaker = await fast.call("HGETALL", f"health:{rail}:breaker")
         fields = dict(zip(breaker[::2], breaker[1::2], strict=True))
         state = (fields.get(b"state") or CLOSED.encode()).decode()
@@ -180,7 +180,7 @@ class HealthBook:
             since = now
         return RailView(decided, calls, failed, p50, p99, since)
 
-    async def _window(self, fast: FastRedis, rail: str, start: int, end: int) -> tuple[int, int]:
+    async def _window(self, fast: RedisLink, rail: str, start: int, end: int) -> tuple[int, int]:
         buckets = await asyncio.gather(*(
             fast.call("HMGET", f"health:{rail}:{second}", "ok", "failed")
             for second in range(start, end + 1)))
@@ -188,7 +188,7 @@ class HealthBook:
         failed = sum(int(b[1] or 0) for b in buckets)
         return ok + failed, failed
 
-    async def _latency(self, fast: FastRedis, rail: str, now: int) -> tuple[Any, Any]:
+    async def _latency(self, fast: RedisLink, rail: str, now: int) -> tuple[Any, Any]:
         flat = await fast.call("HGETALL", f"health:{rail}:latency")
         fresh = []
         for value in flat[1::2]:
@@ -213,7 +213,7 @@ class HealthBook:
             return CLOSED if view.calls > 0 else HALF_OPEN
         return OPEN if (sick or slow) else CLOSED
 
-    async def _set_state(self, fast: FastRedis, rail: str, state: str, now: float) -> None:
+    async def _set_state(self, fast: RedisLink, rail: str, state: str, now: float) -> None:
         until = now + self.breaker.cool_down_s if state == OPEN else 0
         await fast.call("HSET", f"health:{rail}:breaker", "state", state,
                         "since", repr(now), "until", repr(until))

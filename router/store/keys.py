@@ -4,7 +4,13 @@ Cluster-ready by hash tags: everything a payment script touches carries the tag 
 the merchant's shard, so one script's keys always share a slot. A merchant's shard is
 fixed when it is created (stored in its record) and is also written into every payment,
 refund and event id, so an id alone finds its slot. Per shard there is one outbox
-stream, one sweeper set and one webhook retry set; workers walk all shards.
+stream, one sweeper set, one webhook retry set and one dead-letter set; workers walk all
+shards. Keys without a tag (merchant:, apikey:, q:rail:, health:, config:) are only ever
+used by single-key commands, so on Redis Cluster they may live in any slot.
+
+On a cluster the 16 shards' tags fall into 16 slots spread over the masters (slot =
+CRC16 of the tag); more shards spread finer. A merchant's keys stay in one slot, so
+one merchant is served by one master (docs/capacity.md).
 
     merchant:{mid}                  hash   name, shard, webhook secret/url, limits
     apikey:{hash}                   string merchant id (hash = keyed BLAKE2b of the key)
@@ -19,15 +25,16 @@ stream, one sweeper set and one webhook retry set; workers walk all shards.
     {N}ob                           stream outbox of webhook events
     {N}wr                           zset   webhook retries by due time (ms)
     {N}e:{eid}                      hash   an event awaiting retry or dead-lettered
+    {N}dl                           zset   dead-lettered event ids by time
     {N}q:m:{mid}                    string GCRA state, merchant limit
     {N}q:y:{mid}:{payer}            string GCRA state, payer limit
-    q:rail:{name}                   string GCRA state, rail quota (the one cross-shard key:
-                                           on a cluster it moves to a script of its own)
+    q:rail:{name}                   string GCRA state, rail quota: global, so it is taken by
+                                           a call of its own before the create script
                                     (each q: key gets ":{rps}/{burst}" appended, limits.py)
     {N}sl:{link id}                 hash   a pay-for-me link (payment id), expiring
     {N}slc:{pid}                    string the claim on a payment's links (one payer)
     {N}cc:{code id}                 hash   a checkout code (merchant, type, amount, ...)
-    deadletters                     zset   dead-lettered event ids by time
+    health:{rail}:...               hash   routing health buckets and breaker state (health.py)
     config:pepper                   string pepper for API-key hashes when none is configured
 """
 
@@ -125,6 +132,10 @@ def rail_limit(rail: str) -> str:
     return f"q:rail:{rail}"
 
 
+def dead_letters(shard: int) -> str:
+    return f"{{{shard}}}dl"
+
+
 def share_link(shard: int, lid: str) -> str:
     return f"{{{shard}}}sl:{lid}"
 
@@ -137,5 +148,4 @@ def checkout_code(shard: int, cid: str) -> str:
     return f"{{{shard}}}cc:{cid}"
 
 
-DEAD_LETTERS: Final = "deadletters"
 PEPPER: Final = "config:pepper"

@@ -7,9 +7,10 @@ Redis calls of concurrent requests share one round trip without any caller batch
 auto-pipelining. Encoding (`hiredis.pack_command`) and parsing (`hiredis.Reader`) are
 in C; nothing else sits between a caller and the socket.
 
-It is for short, non-blocking commands only (scripts, reads). Blocking commands
-(XREADGROUP BLOCK) and admin work stay on the regular redis-py client: one slow command
-here would delay every reply behind it.
+It is for short, non-blocking commands only (scripts, reads): one slow command here
+would delay every reply behind it, so the router uses no blocking commands at all (the
+webhook workers poll the outbox). redis-py remains for its exception types and for
+managing the embedded server.
 """
 
 from __future__ import annotations
@@ -141,7 +142,11 @@ class Script:
 
 @final
 class FastRedis:
-    """The hot path's Redis: `await fast.call(...)`, `await fast.evalsha(script, ...)`."""
+    """The hot path's Redis: `await fast.call(...)`, `await fast.evalsha(script, ...)`.
+
+    One server (or one node of a cluster, driven by `router.store.cluster`)."""
+
+    cluster = False  # keys of different slots may share a command (see RedisLink)
 
     __slots__ = ("_connecting", "_db", "_host", "_password", "_path", "_port", "_protocol",
                  "_timeout_s", "_username")
@@ -202,13 +207,34 @@ class FastRedis:
             protocol = await self._connection()
         return await protocol.send(_pack(args))
 
-    async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    async def call_at(self, key: Arg, *args: Arg) -> Any:
+        """A command without keys that must run where `key` lives (WAIT, SCRIPT LOAD):
+        on one server, anywhere."""
+        return await self.call(*args)
+
+    async def call_asking(self, *args: Arg) -> Any:
+        """`args` preceded by ASKING on the same connection, in the same write (the
+        redirect of a slot being migrated, see cluster.py)."""
+        protocol = self._protocol
+        if protocol is None or not protocol.alive:
+            protocol = await self._connection()
+        asking = protocol.send(_pack(("ASKING",)))
+        reply = protocol.send(_pack(args))
+        _, result = await asyncio.gather(asking, reply)
+        return result
+
+    async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg], *,
+                      asking: bool = False) -> Any:
+        run = self.call_asking if asking else self.call
         try:
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await run("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             # A restarted or flushed Redis forgot the script: load it, then retry once.
             await self.call("SCRIPT", "LOAD", script.source)
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await run("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def ping(self) -> None:
+        await self.call("PING")
 
     async def aclose(self) -> None:
         if self._protocol is not None:

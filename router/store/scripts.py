@@ -25,7 +25,11 @@ class Scripts:
     idem_claim: Script
     idem_settle: Script
     rate_limit: Script
+    rate_return: Script
     claim_due: Script
+    outbox_settle: Script
+    event_retried: Script
+    event_redeliver: Script
 
     @classmethod
     def load(cls) -> Scripts:

@@ -12,14 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, final
 
-from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from router.domain import Payment, Refund
 from router.store import codec, keys
-from router.store.resp import Arg, FastRedis, Script
+from router.store.link import RedisLink
+from router.store.resp import Arg, Script
 from router.store.scripts import Scripts
 
 log = logging.getLogger("payrouter.store")
+
+
+class ReplicationShortfall(RedisConnectionError):
+    """Strict durability: a change reached fewer replicas than `wait_replicas` in time."""
 
 
 @final
@@ -93,34 +98,39 @@ class Finish:
 
 @final
 class Store:
-    """`fast` (auto-pipelined) carries every call here; `redis` (redis-py) is kept for the
-    callers that need blocking commands or MULTI (webhooks, merchants)."""
+    """Every call goes through `link` (auto-pipelined; one server or a cluster)."""
 
-    __slots__ = ("fast", "idem_ttl_s", "redis", "replicas", "scripts", "wait_timeout_ms")
+    __slots__ = ("idem_ttl_s", "link", "replicas", "scripts", "wait_timeout_ms")
 
-    def __init__(self, redis: Redis, fast: FastRedis, idem_ttl_s: int, *,
+    def __init__(self, link: RedisLink, idem_ttl_s: int, *,
                  replicas: int = 0, wait_timeout_ms: int = 100) -> None:
-        self.redis = redis
-        self.fast = fast
+        self.link = link
         self.scripts = Scripts.load()
         self.idem_ttl_s = idem_ttl_s
         self.replicas = replicas
         self.wait_timeout_ms = wait_timeout_ms
 
     async def _run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
-        reply = await self.fast.evalsha(script, keys, args)
+        reply = await self.link.evalsha(script, keys, args)
         if self.replicas:
             # Strict durability: answer only once the change is on `replicas` replicas.
             # WAIT covers every earlier write of this (shared) connection, so concurrent
-            # requests' WAITs complete together.
-            acked = await self.fast.call("WAIT", self.replicas, self.wait_timeout_ms)
+            # requests' WAITs complete together. On a cluster it goes to the master
+            # that ran the script.
+            acked = await self.link.call_at(keys[0], "WAIT", self.replicas,
+                                            self.wait_timeout_ms)
             if int(acked) < self.replicas:
+                # Not acknowledged: the change is on the master only and could be lost
+                # with it. Answer "unavailable" rather than promise it; the caller's
+                # retry (same Idempotency-Key) finds the change once it is replicated.
                 log.warning("only %s of %s replicas acknowledged within %s ms", acked,
                             self.replicas, self.wait_timeout_ms)
+                raise ReplicationShortfall(
+                    f"{acked} of {self.replicas} replicas acknowledged the change")
         return reply
 
     async def _hash(self, key: str) -> dict[bytes, bytes]:
-        flat = await self.fast.call("HGETALL", key)
+        flat = await self.link.call("HGETALL", key)
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
     # ----------------------------------------------------------------- payments
@@ -199,15 +209,15 @@ class Store:
         return Payment.from_hash(fields) if fields else None
 
     async def payment_id_for(self, shard: int, merchant_id: str, otn: str) -> str | None:
-        raw = await self.fast.call("GET", keys.out_trade_no(shard, merchant_id, otn))
+        raw = await self.link.call("GET", keys.out_trade_no(shard, merchant_id, otn))
         return bytes(raw).decode().split("|", 1)[0] if raw else None
 
     async def reschedule(self, shard: int, member: str, due_ms: int | None) -> None:
         """Move a sweeper entry (None: remove it)."""
         if due_ms is None:
-            await self.fast.call("ZREM", keys.due(shard), member)
+            await self.link.call("ZREM", keys.due(shard), member)
         else:
-            await self.fast.call("ZADD", keys.due(shard), due_ms, member)
+            await self.link.call("ZADD", keys.due(shard), due_ms, member)
 
     async def claim_due(self, key: str, now_ms: int, limit: int, lease_ms: int) -> list[str]:
         items = await self._run(self.scripts.claim_due, [key], [now_ms, limit, lease_ms])
@@ -273,7 +283,7 @@ class Store:
 
     async def refunds_of(self, payment_id: str) -> list[Refund]:
         shard = _shard(payment_id)
-        ids = await self.fast.call("LRANGE", keys.refund_list(shard, payment_id), 0, -1)
+        ids = await self.link.call("LRANGE", keys.refund_list(shard, payment_id), 0, -1)
         # Issued together, so auto-pipelining sends them in one round trip.
         rows = await asyncio.gather(*(self._hash(keys.refund(shard, rid.decode())) for rid in ids))
         return [Refund.from_hash(row) for row in rows if row]
@@ -312,6 +322,10 @@ class Store:
         )
 
     # ----------------------------------------------------------------- limits
+    async def return_call(self, spec: LimitSpec) -> None:
+        """Undo one admission of `spec` (a call it admitted that was not made)."""
+        await self._run(self.scripts.rate_return, [spec.key], [repr(spec.interval_ms)])
+
     async def rate_limit(self, limits: Sequence[LimitSpec]) -> Limited | None:
         active = [s for s in limits if s.interval_ms > 0]
         if not active:
@@ -323,15 +337,6 @@ class Store:
             await self._run(self.scripts.rate_limit, [s.key for s in active], args)
         )
         return outcome.limited() if outcome.kind == "limited" else None
-
-
-def as_bytes(value: bytes | str) -> bytes:
-    """redis-py types replies as bytes | str; with decode_responses off they are bytes."""
-    return value if isinstance(value, bytes) else value.encode()
-
-
-def as_fields(raw: dict[bytes | str, bytes | str]) -> dict[bytes, bytes]:
-    return {as_bytes(k): as_bytes(v) for k, v in raw.items()}
 
 
 def _shard(object_id: str) -> int:

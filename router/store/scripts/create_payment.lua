@@ -1,11 +1,12 @@
 -- Accept a payment in one step: idempotency claim, rate limits, the out_trade_no natural
 -- key, the payment record and its sweeper entry. Nothing is written unless accepted.
 -- KEYS: 1 idempotency, 2 out_trade_no index, 3 payment, 4 due set,
---       5 merchant limit, 6 payer limit, 7 rail limit
+--       5 merchant limit, 6 payer limit (all in the merchant's slot; the rail's quota is
+--       global, so it is taken before this script by rate_limit.lua)
 -- ARGV: 1 use_idem, 2 request hash, 3 owner token, 4 lease ms, 5 idem ttl s,
 --       6 payment id, 7 fingerprint, 8 creation blob, 9 rail-state blob, 10 amount,
 --       11 now ms, 12 first due (ms), 13 status,
---       14/15 merchant interval/burst, 16/17 payer, 18/19 rail
+--       14/15 merchant interval/burst, 16/17 payer
 local srv = server_ms()
 local use_idem = ARGV[1] == '1'
 if use_idem then
@@ -13,8 +14,7 @@ if use_idem then
   if decided then return decided end
 end
 
-local refused = admit({{KEYS[5], ARGV[14], ARGV[15]}, {KEYS[6], ARGV[16], ARGV[17]},
-                       {KEYS[7], ARGV[18], ARGV[19]}}, srv)
+local refused = admit({{KEYS[5], ARGV[14], ARGV[15]}, {KEYS[6], ARGV[16], ARGV[17]}}, srv)
 if refused then return {'limited', tostring(refused[1]), tostring(refused[2]), refused[3]} end
 
 local function claim(pid)

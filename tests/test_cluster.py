@@ -1,0 +1,286 @@
+"""Redis Cluster: slot routing, redirects while slots move, and the failover of a master.
+
+The topology-independent suites (idempotency, limits, refunds, webhooks, simulation) run
+on the cluster through the `both_topologies` marker; this module covers what only a
+cluster has. Tests that move slots or kill nodes get a cluster of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+
+from router.engine import payment_id_of
+from router.settings import RedisSettings
+from router.store import keys
+from router.store.cluster import ClusterURL, FastCluster, command_key, key_slot
+from router.store.link import open_link
+from tests.conftest import BankSim, gateway_settings
+from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
+from tests.redis_cluster import ClusterNode, LocalCluster, flush_all
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_key_slot_matches_redis(redis_cluster: LocalCluster) -> None:
+    node = redis_cluster.nodes[0].client()
+    samples = ["{3}p:pay_03abc", "{12}ob", "merchant:mch_1", "apikey:ab12", "", "{}x",
+               "a{}{b}", "{user1000}.following", "x{ab", "q:rail:bank:1.0/2", "{15}due"]
+    for key in samples:
+        assert key_slot(key) == node.execute_command("CLUSTER", "KEYSLOT", key), key
+        assert key_slot(key.encode()) == key_slot(key)
+
+
+def test_commands_are_routed_by_their_key() -> None:
+    assert command_key(("HGETALL", "{1}p:x")) == "{1}p:x"
+    assert command_key(("EVALSHA", "sha", 2, "{2}a", "{2}b", "arg")) == "{2}a"
+    assert command_key(("EVALSHA", "sha", 0, "arg")) is None
+    assert command_key(("XREADGROUP", "GROUP", "g", "c", "COUNT", 5, "STREAMS", "{4}ob",
+                        ">")) == "{4}ob"
+    assert command_key(("XGROUP", "CREATE", "{5}ob", "g", "0")) == "{5}ob"
+    assert command_key(("PING",)) is None
+
+
+def test_cluster_urls() -> None:
+    url = ClusterURL.parse("redis+cluster://app:p%40ss@10.0.0.1:7000, 10.0.0.2:7001")
+    assert url.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    assert (url.username, url.password) == ("app", "p@ss")
+    assert url.node_url("10.0.0.3:7002") == "redis://app:p%40ss@10.0.0.3:7002"
+    assert ClusterURL.parse("redis+cluster://[::1]:7000").nodes == (("::1", 7000),)
+    for bad in ("redis://h:1", "redis+cluster://h", "redis+cluster://h:x"):
+        with pytest.raises(ValueError):
+            ClusterURL.parse(bad)
+
+
+# --------------------------------------------------------------------------- session cluster
+
+
+async def test_every_master_serves_a_share_of_the_shards(redis_cluster: LocalCluster) -> None:
+    link = open_link(redis_cluster.url)
+    assert isinstance(link, FastCluster)
+    try:
+        await flush_all(redis_cluster.url)
+        await asyncio.gather(*(link.call("SET", f"{{{s}}}probe", s)
+                               for s in range(RedisSettings().shards)))
+        assert len(link.masters()) == 3
+        sizes = [node.client().dbsize() for node in redis_cluster.master_nodes()]
+        assert all(size > 0 for size in sizes), sizes
+        assert sum(sizes) == RedisSettings().shards
+        await link.ping()
+    finally:
+        await link.aclose()
+
+
+async def test_a_cross_slot_script_is_refused_not_split(redis_cluster: LocalCluster) -> None:
+    """The key design keeps each script in one slot; a violation must fail loudly."""
+    link = open_link(redis_cluster.url)
+    try:
+        with pytest.raises(redis.ResponseError, match="CROSSSLOT"):
+            await link.call("MSET", "{1}a", "x", "{2}b", "y")
+    finally:
+        await link.aclose()
+
+
+# --------------------------------------------------------------------------- scratch cluster
+
+
+@pytest.fixture
+def scratch_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """A cluster of this test's own: the test moves slots or kills a master."""
+    cluster = LocalCluster(tmp_path / "cluster")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def cluster_gateway(scratch_cluster: LocalCluster, bank_sim: BankSim, tmp_path: Path,
+                          http: aiohttp.ClientSession) -> AsyncIterator[Gateway]:
+    gw = await start_gateway(gateway_settings(scratch_cluster.url, bank_sim, tmp_path), http)
+    yield gw
+    await gw.close()
+
+
+def _slot_of_payment(pid: str) -> int:
+    shard = keys.shard_of(pid)
+    assert shard is not None
+    return key_slot(keys.tag(shard))
+
+
+def _other_master(cluster: LocalCluster, than: ClusterNode) -> ClusterNode:
+    return next(n for n in cluster.master_nodes() if n.port != than.port)
+
+
+def _open_migration(cluster: LocalCluster, slot: int, source: ClusterNode,
+                    target: ClusterNode) -> None:
+    target.client().execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+                                    cluster.node_id(source))
+    source.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING",
+                                    cluster.node_id(target))
+
+
+def _move_keys(source: ClusterNode, target: ClusterNode, names: list[bytes]) -> None:
+    if names:
+        source.client().execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+                                        "KEYS", *names)
+
+
+def _finish_migration(cluster: LocalCluster, slot: int, source: ClusterNode,
+                      target: ClusterNode) -> None:
+    _move_keys(source, target, source.client().execute_command(
+        "CLUSTER", "GETKEYSINSLOT", slot, 10_000))
+    target_id = cluster.node_id(target)
+    for node in (target, source, *cluster.master_nodes()):
+        node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+
+async def _paid(client: Client, otn: str) -> dict[str, Any]:
+    created = await client.post("/v1/payments", payment_body(otn))
+    assert created.status == 201 and created.body["status"] == "succeeded", created.body
+    body: dict[str, Any] = created.body
+    return body
+
+
+async def test_moved_slots_are_followed(cluster_gateway: Gateway,
+                                        scratch_cluster: LocalCluster) -> None:
+    client, _ = await cluster_gateway.merchant()
+    first = await _paid(client, "moved-1")
+    slot = _slot_of_payment(first["id"])
+    source = scratch_cluster.node_of_slot(slot)
+    target = _other_master(scratch_cluster, source)
+
+    _open_migration(scratch_cluster, slot, source, target)
+    _finish_migration(scratch_cluster, slot, source, target)
+
+    # The gateway still maps the slot to `source`, which now answers MOVED.
+    got = await client.get(f"/v1/payments/{first['id']}")
+    assert got.status == 200 and got.body["status"] == "succeeded", got.body
+    second = await _paid(client, "moved-2")
+    refund = await client.post(f"/v1/payments/{second['id']}/refunds",
+                               {"amount": 100, "out_refund_no": "r-1"})
+    assert refund.status in (200, 201), refund.body
+    assert target.client().execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) > 0
+    assert source.client().execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+
+
+async def test_ask_and_tryagain_during_a_migration(cluster_gateway: Gateway,
+                                                   scratch_cluster: LocalCluster) -> None:
+    client, _ = await cluster_gateway.merchant()
+    paid = await _paid(client, "ask-1")
+    open_order = await client.post("/v1/payments", payment_body("ask-2", scene="native"))
+    assert open_order.status == 201, open_order.body
+    slot = _slot_of_payment(paid["id"])
+    source = scratch_cluster.node_of_slot(slot)
+    target = _other_master(scratch_cluster, source)
+    _open_migration(scratch_cluster, slot, source, target)
+
+    # Only the payment records move: reading one is answered ASK by `source`.
+    shard = keys.shard_of(paid["id"])
+    assert shard is not None
+    _move_keys(source, target, [keys.payment(shard, paid["id"]).encode(),
+                                keys.payment(shard, open_order.body["id"]).encode()])
+    got = await client.get(f"/v1/payments/{paid['id']}")
+    assert got.status == 200 and got.body["status"] == "succeeded", got.body
+
+    # Closing runs a script over the payment (moved) and the shard's sweeper set and
+    # outbox (not moved): split keys, so `source` answers ASK and `target` TRYAGAIN
+    # until the migration ends.
+    tries_before = _tryagain_count(source) + _tryagain_count(target)
+    closing = asyncio.create_task(
+        client.post(f"/v1/payments/{open_order.body['id']}/close"))
+
+    async def retrying() -> bool:
+        return _tryagain_count(source) + _tryagain_count(target) > tries_before
+
+    await eventually(retrying, timeout=5)
+    assert not closing.done()
+    _finish_migration(scratch_cluster, slot, source, target)
+    closed = await closing
+    assert closed.status == 200 and closed.body["status"] == "closed", closed.body
+
+
+def _tryagain_count(node: ClusterNode) -> int:
+    stats = node.client().info("errorstats")
+    return int(stats.get("errorstat_TRYAGAIN", {}).get("count", 0))
+
+
+async def test_a_master_killed_under_load_loses_no_acknowledged_payment(
+    scratch_cluster: LocalCluster, bank_sim: BankSim, tmp_path: Path,
+    http: aiohttp.ClientSession,
+) -> None:
+    """kill -9 of the master serving a merchant while payments flow. Strict durability
+    with one replica: an answer is given only once the replica has the change, so the
+    promoted replica has every acknowledged payment. Meanwhile the gateway answers 503,
+    the client retries with the same Idempotency-Key, and the map follows the failover.
+    The killed node is restarted (as an orchestrator would) and rejoins as a replica, which
+    the promoted master needs before it confirms changes again."""
+    settings = gateway_settings(scratch_cluster.url, bank_sim, tmp_path)
+    settings = replace(settings, redis=replace(settings.redis, durability="strict",
+                                               wait_replicas=1, wait_timeout_ms=500))
+    gateway = await start_gateway(settings, http)
+    try:
+        client, _ = await gateway.merchant(payer_rate_limit={"rps": 1000, "burst": 1000})
+        acknowledged: dict[str, str] = {}  # out_trade_no -> payment id
+        refused: dict[str, int] = {}  # error code -> count, while the master was away
+
+        async def pay(n: int) -> None:
+            otn = f"fo-{n}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                reply = await client.post("/v1/payments", payment_body(otn),
+                                          headers={"Idempotency-Key": f"k-{otn}"})
+                if reply.status in (200, 201):
+                    acknowledged[otn] = reply.body["id"]
+                    return
+                code = reply.body["error"]["code"]
+                assert code in ("store_unavailable", "idempotency_key_in_use"), reply.body
+                refused[code] = refused.get(code, 0) + 1
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"{otn} was never accepted")
+
+        async def revive(victim: ClusterNode, slot: int) -> None:
+            def promoted() -> None:
+                deadline = time.monotonic() + 30
+                while scratch_cluster.node_of_slot(slot).port == victim.port:
+                    assert time.monotonic() < deadline, "no replica was promoted"
+                    time.sleep(0.1)
+            await asyncio.to_thread(promoted)
+            victim.start(scratch_cluster.node_timeout_ms, scratch_cluster.appendfsync)
+            await asyncio.to_thread(victim.wait_listening)
+
+        revived: list[asyncio.Task[None]] = []
+        for n in range(120):
+            if n == 30:
+                slot = _slot_of_payment(acknowledged["fo-0"])
+                victim = scratch_cluster.node_of_slot(slot)
+                victim.kill()
+                revived.append(asyncio.create_task(revive(victim, slot)))
+            await pay(n)
+        await revived[0]
+        assert refused.get("store_unavailable"), refused  # felt, and answered 503
+        await asyncio.to_thread(scratch_cluster.wait_healthy)
+
+        for otn, pid in acknowledged.items():
+            got = await client.get(f"/v1/payments/{pid}")
+            assert got.status == 200, (otn, got.body)
+            assert got.body["out_trade_no"] == otn
+        ledger = await bank_sim.ledger()
+        for order_no, order in ledger["orders"].items():
+            if order["charges"]:
+                assert order["charges"] == 1, order_no
+                got = await client.get(f"/v1/payments/{payment_id_of(order_no)}")
+                assert got.status == 200, (order_no, got.body)  # no charge without record
+                assert acknowledged[got.body["out_trade_no"]] == got.body["id"]
+        assert len(acknowledged) == 120
+    finally:
+        await gateway.close()
