@@ -2,8 +2,8 @@
 # The deploy/compose.yaml topology on one machine, without containers:
 #   one redis-server (AOF on), the bank / wechatpay / alipay simulators, and the gateway
 #   with N processes sharing its port (`payrouter serve --workers N`), all on 127.0.0.1.
-#   --cluster also starts a 6-node Redis Cluster (3 masters + 3 replicas) for the cluster
-#   work; the gateway does not use it (Redis Cluster is not supported by the gateway yet).
+#   --cluster replaces the single redis-server with a 6-node Redis Cluster (3 masters +
+#   3 replicas), which the gateway uses through a redis+cluster:// URL.
 # Ctrl-C (or SIGTERM) stops everything: gateway first (in-flight requests finish), then
 # the simulators, then Redis (which flushes its AOF).
 #
@@ -130,9 +130,35 @@ redis_node() {  # redis_node NAME PORT DIR [extra args]: start a redis-server
     wait_port "$port" "$!" "$name"
 }
 
-# ---------------------------------------------------------------- Redis (single, AOF)
-redis_node redis "$REDIS_PORT" "$DATA_DIR/redis"
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+# ---------------------------------------------------------------- Redis (single or cluster)
+if [ "$CLUSTER" = 1 ]; then
+    NODES=()
+    for i in 0 1 2 3 4 5; do
+        p=$((CLUSTER_BASE_PORT + i))
+        redis_node "cluster-$p" "$p" "$DATA_DIR/cluster/$p" \
+            --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
+            --cluster-node-timeout 5000
+        NODES+=("127.0.0.1:$p")
+    done
+    "$REDIS_CLI" --cluster create "${NODES[@]}" --cluster-replicas 1 --cluster-yes \
+        >"$LOGS/cluster-create.log" 2>&1 || {
+        echo "local-cluster: redis-cli --cluster create failed:" >&2
+        tail -20 "$LOGS/cluster-create.log" >&2
+        exit 1
+    }
+    for _ in $(seq 1 100); do
+        "$REDIS_CLI" -p "$CLUSTER_BASE_PORT" cluster info 2>/dev/null \
+            | grep -q "cluster_state:ok" && break
+        sleep 0.1
+    done
+    # Any node serves to discover the rest; three are given in case one is down.
+    REDIS_URL="redis+cluster://${NODES[0]},${NODES[1]},${NODES[2]}"
+    REDIS_LINE="Redis Cluster ${NODES[*]} (3 masters + 3 replicas, AOF)"
+else
+    redis_node redis "$REDIS_PORT" "$DATA_DIR/redis"
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    REDIS_LINE="AOF in $DATA_DIR/redis"
+fi
 
 # ---------------------------------------------------------------- simulators
 sim() {  # sim RAIL PORT
@@ -189,43 +215,17 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-# ---------------------------------------------------------------- optional Redis Cluster
-CLUSTER_LINE=""
-if [ "$CLUSTER" = 1 ]; then
-    NODES=()
-    for i in 0 1 2 3 4 5; do
-        p=$((CLUSTER_BASE_PORT + i))
-        redis_node "cluster-$p" "$p" "$DATA_DIR/cluster/$p" \
-            --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
-            --cluster-node-timeout 5000
-        NODES+=("127.0.0.1:$p")
-    done
-    "$REDIS_CLI" --cluster create "${NODES[@]}" --cluster-replicas 1 --cluster-yes \
-        >"$LOGS/cluster-create.log" 2>&1 || {
-        echo "local-cluster: redis-cli --cluster create failed:" >&2
-        tail -20 "$LOGS/cluster-create.log" >&2
-        exit 1
-    }
-    for _ in $(seq 1 100); do
-        "$REDIS_CLI" -p "$CLUSTER_BASE_PORT" cluster info 2>/dev/null \
-            | grep -q "cluster_state:ok" && break
-        sleep 0.1
-    done
-    state=$("$REDIS_CLI" -p "$CLUSTER_BASE_PORT" cluster info | grep cluster_state | tr -d '\r')
-    CLUSTER_LINE="  redis cluster: ${NODES[*]} ($state; for the cluster work, NOT used by the gateway yet)"
-fi
-
 DEMO_KEY=$(sed -n 's/.*API key: //p' "$LOGS/gateway.log" | head -1)
 cat <<EOF
 
 payrouter local cluster is up
   gateway:       http://127.0.0.1:$PORT  ($WORKERS processes sharing the port)
-  redis:         $REDIS_URL  (AOF in $DATA_DIR/redis)
+  redis:         $REDIS_URL
+                 ($REDIS_LINE)
   bank sim:      http://127.0.0.1:$BANK_PORT
   wechatpay sim: http://127.0.0.1:$WECHATPAY_PORT
   alipay sim:    http://127.0.0.1:$ALIPAY_PORT
-${CLUSTER_LINE:+$CLUSTER_LINE
-}  admin token:   $PAYROUTER_ADMIN_TOKEN
+  admin token:   $PAYROUTER_ADMIN_TOKEN
   demo API key:  ${DEMO_KEY:-(see $LOGS/gateway.log)}
   config:        $CONFIG
   logs:          $LOGS

@@ -31,11 +31,11 @@ from tests.redis_cluster import ClusterNode, LocalCluster, flush_all
 
 
 def test_key_slot_matches_redis(redis_cluster: LocalCluster) -> None:
-    node = redis_cluster.nodes[0].client()
+    node = redis_cluster.nodes[0]
     samples = ["{3}p:pay_03abc", "{12}ob", "merchant:mch_1", "apikey:ab12", "", "{}x",
                "a{}{b}", "{user1000}.following", "x{ab", "q:rail:bank:1.0/2", "{15}due"]
     for key in samples:
-        assert key_slot(key) == node.execute_command("CLUSTER", "KEYSLOT", key), key
+        assert key_slot(key) == node.command("CLUSTER", "KEYSLOT", key), key
         assert key_slot(key.encode()) == key_slot(key)
 
 
@@ -71,7 +71,7 @@ async def test_every_master_serves_a_share_of_the_shards(redis_cluster: LocalClu
         await asyncio.gather(*(link.call("SET", f"{{{s}}}probe", s)
                                for s in range(RedisSettings().shards)))
         assert len(link.masters()) == 3
-        sizes = [node.client().dbsize() for node in redis_cluster.master_nodes()]
+        sizes = [node.command("DBSIZE") for node in redis_cluster.master_nodes()]
         assert all(size > 0 for size in sizes), sizes
         assert sum(sizes) == RedisSettings().shards
         await link.ping()
@@ -123,25 +123,25 @@ def _other_master(cluster: LocalCluster, than: ClusterNode) -> ClusterNode:
 
 def _open_migration(cluster: LocalCluster, slot: int, source: ClusterNode,
                     target: ClusterNode) -> None:
-    target.client().execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+    target.command("CLUSTER", "SETSLOT", slot, "IMPORTING",
                                     cluster.node_id(source))
-    source.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING",
+    source.command("CLUSTER", "SETSLOT", slot, "MIGRATING",
                                     cluster.node_id(target))
 
 
 def _move_keys(source: ClusterNode, target: ClusterNode, names: list[bytes]) -> None:
     if names:
-        source.client().execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+        source.command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
                                         "KEYS", *names)
 
 
 def _finish_migration(cluster: LocalCluster, slot: int, source: ClusterNode,
                       target: ClusterNode) -> None:
-    _move_keys(source, target, source.client().execute_command(
+    _move_keys(source, target, source.command(
         "CLUSTER", "GETKEYSINSLOT", slot, 10_000))
     target_id = cluster.node_id(target)
     for node in (target, source, *cluster.master_nodes()):
-        node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
 
 
 async def _paid(client: Client, otn: str) -> dict[str, Any]:
@@ -169,8 +169,8 @@ async def test_moved_slots_are_followed(cluster_gateway: Gateway,
     refund = await client.post(f"/v1/payments/{second['id']}/refunds",
                                {"amount": 100, "out_refund_no": "r-1"})
     assert refund.status in (200, 201), refund.body
-    assert target.client().execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) > 0
-    assert source.client().execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+    assert target.command("CLUSTER", "COUNTKEYSINSLOT", slot) > 0
+    assert source.command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
 
 
 async def test_ask_and_tryagain_during_a_migration(cluster_gateway: Gateway,
@@ -210,7 +210,7 @@ async def test_ask_and_tryagain_during_a_migration(cluster_gateway: Gateway,
 
 
 def _tryagain_count(node: ClusterNode) -> int:
-    stats = node.client().info("errorstats")
+    stats = node.command("INFO", "errorstats")  # redis-py parses INFO into a dict
     return int(stats.get("errorstat_TRYAGAIN", {}).get("count", 0))
 
 
