@@ -7,10 +7,13 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters import registry
 from adapters.base import AdapterConfig
@@ -31,6 +34,7 @@ from router.sweeper import Sweeper
 from router.webhooks import WebhookDispatcher
 
 log = logging.getLogger("payrouter")
+T = TypeVar("T")
 
 
 def create_app(settings: Settings, *, background: bool = True) -> web.Application:
@@ -60,7 +64,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     link = open_link(settings.redis.url, settings.redis.command_timeout_s)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
     try:
-        pepper = await load_pepper(link, settings.key_pepper)
+        pepper = await _when_redis_answers("read the API-key pepper",
+                                           lambda: load_pepper(link, settings.key_pepper))
         adapters = registry.load(
             AdapterConfig(name=r.name, base_url=r.base_url, keys_dir=r.keys_dir,
                           options=r.options)
@@ -92,6 +97,21 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await session.close()
         await link.aclose()
+
+
+async def _when_redis_answers(what: str, step: Callable[[], Awaitable[T]],
+                              timeout_s: float = 30.0) -> T:
+    """A start-up step that needs Redis: a Redis that is restarting or failing over
+    delays the start (with a log line per try) rather than failing it at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await step()
+        except RedisConnectionError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Redis is not answering yet (%s); retrying to %s", exc, what)
+            await asyncio.sleep(0.5)
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from router.security import Secret
+from router.store.cluster import SCHEME as CLUSTER_SCHEME
+from router.store.cluster import ClusterURL
 
 DEFAULT_DATA_DIR = Path(".payrouter")
 
@@ -54,6 +56,10 @@ class RedisSettings:
     def __post_init__(self) -> None:
         if self.durability not in ("default", "strict"):
             raise SettingsError('[redis] durability must be "default" or "strict"')
+        if not 1 <= self.shards <= 256:  # ids carry the shard as two hex digits
+            raise SettingsError("[redis] shards must be between 1 and 256")
+        if self.url is not None:
+            _check_redis_url(self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,7 @@ class WebhookSettings:
     claim_idle_s: float = 60.0  # a read but unacknowledged entry is reclaimed after this
     concurrency: int = 64
     poll_interval_s: float = 0.05  # how often an idle process looks for new events
+    shards_per_read: int = 16  # outbox streams one read covers (rotating over all shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +310,20 @@ def _rail(name: str, body: Any, base: Path) -> RailSettings:
         rate_limit=_rate(rate, f"rails.{name}.rate_limit", RateLimit(1, 1)) if rate else None,
         options=body,
     )
+
+
+def _check_redis_url(url: str) -> None:
+    """A clear error at start-up for a URL the client cannot use (never echoing it: it
+    may hold a password)."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme == CLUSTER_SCHEME:
+        try:
+            ClusterURL.parse(url)
+        except ValueError as exc:
+            raise SettingsError(f"[redis] url: {exc}") from None
+    elif scheme not in ("redis", "unix"):
+        raise SettingsError(f"[redis] url: unsupported scheme {scheme!r}; use redis://, "
+                            f"unix:// or {CLUSTER_SCHEME}://host:port[,host:port...]")
 
 
 def _apply_env(settings: Settings, env: dict[str, str]) -> Settings:

@@ -20,6 +20,7 @@ from router.metrics import Metrics
 from router.refunds import Refunds
 from router.settings import SweeperSettings
 from router.store import keys
+from router.store.link import per_shard
 from router.store.store import Store
 
 log = logging.getLogger("payrouter.sweeper")
@@ -51,12 +52,12 @@ class Sweeper:
         """Work every item due now, across all shards; returns how many were examined."""
         now = now_ms()
         lease_ms = int(self.settings.lease_s * 1000)
-        claimed = await asyncio.gather(*(
+        claimed = await per_shard((
             self.store.claim_due(keys.due(shard), now, self.settings.batch, lease_ms)
             for shard in range(self.shards)
-        ))
+        ), "sweeper claim")
         work = [self._one(shard, member)
-                for shard, members in enumerate(claimed) for member in members]
+                for shard, members in enumerate(claimed) for member in members or ()]
         await asyncio.gather(*work)
         return len(work)
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import Any, final
 
 import aiohttp
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from router.events import now_ms
 from router.merchants import MerchantDirectory
@@ -25,7 +26,7 @@ from router.metrics import Metrics
 from router.security import webhook_signature
 from router.settings import WebhookSettings
 from router.store import codec, keys
-from router.store.link import RedisLink
+from router.store.link import RedisLink, per_shard
 from router.store.store import Outcome, Store
 
 log = logging.getLogger("payrouter.webhooks")
@@ -40,6 +41,7 @@ Entry = tuple[str, bytes, dict[bytes, bytes]]
 @final
 class WebhookDispatcher:
     __slots__ = (
+        "_cursor",
         "_inflight",
         "_slots",
         "consumer",
@@ -67,9 +69,17 @@ class WebhookDispatcher:
         # Outbox entries this process is delivering now: XAUTOCLAIM sees them as idle
         # while a slow receiver is awaited, and must not start a second delivery.
         self._inflight: set[tuple[str, bytes]] = set()
+        self._cursor = random.randrange(shards)  # where this process's next read starts
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.ensure_groups()
+        while not stop.is_set():  # Redis may be down (or failing over) at start
+            try:
+                await self.ensure_groups()
+                break
+            except RedisError as exc:
+                log.warning("cannot create the outbox consumer groups yet: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
         await asyncio.gather(
             self._loop(stop, self.read_new, self.settings.poll_interval_s, idle_only=True),
             self._loop(stop, self.retry_due, 1.0),
@@ -78,9 +88,12 @@ class WebhookDispatcher:
 
     async def ensure_groups(self) -> None:
         async def create(shard: int) -> None:
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+            try:
                 await self.link.call("XGROUP", "CREATE", keys.outbox(shard), GROUP, "0",
                                      "MKSTREAM")
+            except ResponseError as exc:
+                if not str(exc).startswith("BUSYGROUP"):  # BUSYGROUP: it exists already
+                    raise
         await asyncio.gather(*(create(shard) for shard in range(self.shards)))
 
     async def _loop(self, stop: asyncio.Event, step: object, pause_s: float, *,
@@ -104,17 +117,35 @@ class WebhookDispatcher:
         where a blocked command would hold up every reply behind it. One server takes
         every stream in one command; a cluster, one command per shard (auto-pipelining
         still sends those to each master in one write)."""
-        streams = [keys.outbox(shard) for shard in range(self.shards)]
+        streams = [keys.outbox(shard) for shard in self._next_shards()]
         groups = [[s] for s in streams] if self.link.cluster else [streams]
-        replies = await asyncio.gather(*(
-            self.link.call("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", _READ_COUNT,
-                           "STREAMS", *group, *([">"] * len(group)))
-            for group in groups))
+        replies = await per_shard((self._read(group) for group in groups), "outbox read")
         entries: list[Entry] = []
         for reply in replies:
             for stream, rows in reply or ():
                 entries += _entries(stream.decode(), rows)
         return await self._deliver_entries(entries)
+
+    async def _read(self, streams: list[str]) -> Any:
+        try:
+            return await self.link.call("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT",
+                                        _READ_COUNT, "STREAMS", *streams,
+                                        *([">"] * len(streams)))
+        except ResponseError as exc:
+            if not str(exc).startswith("NOGROUP"):
+                raise
+            # A stream lost with its Redis data (or a flush): recreate its group.
+            await self.ensure_groups()
+            return None
+
+    def _next_shards(self) -> list[int]:
+        """The shards this read covers: `shards_per_read` of them, moving on each time,
+        so with hundreds of shards and processes the idle polling stays bounded while
+        every process still walks every shard (a process's work is never left unread)."""
+        count = min(self.settings.shards_per_read, self.shards)
+        start = self._cursor
+        self._cursor = (start + count) % self.shards
+        return [(start + i) % self.shards for i in range(count)]
 
     async def reclaim_stale(self) -> int:
         """Deliver entries that a dead (or stuck) consumer read but never acknowledged."""
@@ -125,8 +156,9 @@ class WebhookDispatcher:
                                          "0-0", "COUNT", _READ_COUNT)
             return _entries(stream, reply[1])
 
-        claimed = await asyncio.gather(*(claim(keys.outbox(s)) for s in range(self.shards)))
-        return await self._deliver_entries([e for batch in claimed for e in batch])
+        claimed = await per_shard((claim(keys.outbox(s)) for s in range(self.shards)),
+                                  "outbox reclaim")
+        return await self._deliver_entries([e for batch in claimed for e in batch or ()])
 
     async def _deliver_entries(self, entries: list[Entry]) -> int:
         batch = [e for e in entries if (e[0], e[1]) not in self._inflight]
@@ -177,7 +209,8 @@ class WebhookDispatcher:
             await asyncio.gather(*(self._retry(shard, eid) for eid in due))
             return len(due)
 
-        return sum(await asyncio.gather(*(shard_due(s) for s in range(self.shards))))
+        done = await per_shard((shard_due(s) for s in range(self.shards)), "webhook retries")
+        return sum(n or 0 for n in done)
 
     async def _retry(self, shard: int, eid: str) -> None:
         key = keys.event(shard, eid)

@@ -16,6 +16,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.refused = asyncio.Event()  # set when "reset" turned a connection away
 
     @property
     def url(self) -> str:
@@ -44,6 +45,7 @@ class FaultProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == "reset":
             writer.transport.abort()
+            self.refused.set()
             return
         up_reader, up_writer = await self._open_upstream()
         self._conns.update({writer, up_writer})

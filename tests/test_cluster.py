@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from router.engine import payment_id_of
-from router.settings import RedisSettings
+from router.settings import RedisSettings, SettingsError
 from router.store import keys
 from router.store.cluster import ClusterURL, FastCluster, command_key, key_slot
 from router.store.link import open_link
@@ -58,6 +58,16 @@ def test_cluster_urls() -> None:
     for bad in ("redis://h:1", "redis+cluster://h", "redis+cluster://h:x"):
         with pytest.raises(ValueError):
             ClusterURL.parse(bad)
+
+
+def test_settings_refuse_unusable_redis_urls_without_echoing_secrets() -> None:
+    assert RedisSettings(url="redis+cluster://10.0.0.1:7000,10.0.0.2:7000").url
+    for bad in ("rediss://:hunter2@h:6379", "redis+cluster://:hunter2@h", "h:6379"):
+        with pytest.raises(SettingsError) as caught:
+            RedisSettings(url=bad)
+        assert "hunter2" not in str(caught.value)
+    with pytest.raises(SettingsError, match="shards"):
+        RedisSettings(shards=257)
 
 
 # --------------------------------------------------------------------------- session cluster

@@ -6,6 +6,7 @@ script as the payment record, so a call that cannot be limited cannot be accepte
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -65,3 +66,23 @@ async def test_latency_slows_but_does_not_break(
     proxy.latency_s = 0.05
     created = await client.post("/v1/payments", payment_body("slow", method="instant"))
     assert created.status == 201 and created.body["status"] == "succeeded"
+
+
+async def test_a_gateway_started_while_redis_is_down_waits_for_it(
+    proxy: FaultProxy, bank_sim: Sim, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A Redis restarting (or a cluster failing over) when a gateway starts delays the
+    start instead of killing the process."""
+    proxy.mode = "reset"
+    settings = gateway_settings(proxy.url, bank_sim, tmp_path)
+    starting = asyncio.create_task(start_gateway(settings, http))
+    await proxy.refused.wait()  # the gateway tried, and was turned away
+    assert not starting.done()
+    proxy.mode = "pass"
+    gateway = await asyncio.wait_for(starting, 10)
+    try:
+        client, _ = await gateway.merchant()
+        created = await client.post("/v1/payments", payment_body("after-start"))
+        assert created.status == 201 and created.body["status"] == "succeeded"
+    finally:
+        await gateway.close()

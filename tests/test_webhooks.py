@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -295,4 +296,28 @@ async def test_entry_of_dead_worker_is_reclaimed(
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 5.0)
+        await gw.close()
+
+
+async def test_reads_rotate_over_every_shard(
+    redis_url: str, bank_sim: BankSim, tmp_path: Path, http: aiohttp.ClientSession,
+    receiver: Receiver,
+) -> None:
+    """A read covers only `shards_per_read` outbox streams; rotating, it still reaches
+    every shard's events."""
+    settings = gateway_settings(redis_url, bank_sim, tmp_path)
+    settings = replace(settings, webhooks=replace(settings.webhooks, shards_per_read=3))
+    gw = await start_gateway(settings, http)
+    try:
+        paid: set[str] = set()
+        shards: set[int] = set()
+        for n in range(12):
+            client, _ = await gw.merchant(f"Shop {n}")
+            payment = await paid_payment(client, f"rot-{n}", notify_url=receiver.url())
+            paid.add(payment["id"])
+            shards.add(keys.shard_of(payment["id"]) or 0)
+        assert len(shards) > 3  # more shards than one read covers
+        delivered = {(await receiver.next()).event["data"]["id"] for _ in paid}
+        assert delivered == paid
+    finally:
         await gw.close()

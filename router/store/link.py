@@ -9,8 +9,11 @@ one slot; the key design (keys.py) guarantees that.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from router.store.cluster import SCHEME, FastCluster
 from router.store.resp import Arg, FastRedis, Script
@@ -30,6 +33,31 @@ class RedisLink(Protocol):
     async def ping(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+T = TypeVar("T")
+log = logging.getLogger("payrouter.store")
+_QUIET_S = 5.0  # a failing shard is logged at most this often per kind of call
+_last_logged: dict[str, float] = {}
+
+
+async def per_shard(calls: Iterable[Awaitable[T]], what: str) -> list[T | None]:
+    """Run one call per shard together; a shard whose master is down (or failing over)
+    gives None, with a warning, instead of holding up the shards that answer."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    out: list[T | None] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result  # cancellation and the like
+            now = time.monotonic()
+            if now - _last_logged.get(what, -_QUIET_S) >= _QUIET_S:
+                _last_logged[what] = now
+                log.warning("%s: a shard failed (others went on): %s", what, result)
+            out.append(None)
+        else:
+            out.append(result)
+    return out
 
 
 def is_cluster_url(url: str) -> bool:
