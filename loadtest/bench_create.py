@@ -26,7 +26,8 @@ from pathlib import Path
 import orjson
 
 from loadtest.phase import Load, Phase, measure, median_phase
-from loadtest.stack import Workspace, bank_ledger, run_guarded, start_stack
+from loadtest.redis_cluster import LocalCluster
+from loadtest.stack import Stack, Workspace, bank_ledger, run_guarded, start_stack
 from loadtest.tables import phase_table
 from loadtest.wrk import run_wrk
 
@@ -43,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="gateway processes")
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat hello/instant/bank; report each target's median round")
+    p.add_argument("--redis-cluster", action="store_true",
+                   help="the gateway on a local 3-master / 3-replica Redis Cluster")
     p.add_argument("--json", type=Path, help="also write the JSON line to this file")
     p.add_argument("--no-wrk", action="store_true", help="skip wrk even if it is on PATH")
     return p
@@ -66,7 +69,16 @@ def _bench(args: argparse.Namespace, load: Load, work: Workspace) -> int:
           f"{os.cpu_count()} CPUs", flush=True)
 
     # 1. The targets: the hello-world, Redis, the bank simulator, a merchant, the gateway.
-    stack = start_stack(work, args.workers)
+    cluster = LocalCluster(work.tmp / "cluster") if args.redis_cluster else None
+    try:
+        return _measure(args, load, work, start_stack(work, args.workers, cluster))
+    finally:
+        if cluster is not None:
+            work.children.stop_all()  # the gateway first, then the nodes it uses
+            cluster.stop()
+
+
+def _measure(args: argparse.Namespace, load: Load, work: Workspace, stack: Stack) -> int:
     children = work.children
 
     # 2. Rounds of hello-world, instant, bank: on a noisy machine, neighbours in time
@@ -110,6 +122,7 @@ def _bench(args: argparse.Namespace, load: Load, work: Workspace) -> int:
         "bench": "create_payment", "seconds": load.seconds, "warmup_s": load.warmup_s,
         "connections": load.connections, "generators": load.generators,
         "gateway_workers": args.workers, "cpus": os.cpu_count(), "rounds": args.rounds,
+        "redis": "cluster" if args.redis_cluster else "single",
         "rps_by_round": {t: [round(p.rps, 1) for p in runs] for t, runs in rounds.items()},
         "targets": [p.as_json(baseline) for p in phases],
         "wrk_hello_rps": wrk_figure,

@@ -17,6 +17,12 @@ records with every simulator's ledger and counts:
 - not final: payments still `processing` (or `requires_action` when they were paid, or
   are quick pay) after the grace period.
 
+With `--redis-cluster` the gateways share a 3-master / 3-replica Redis Cluster instead
+of one Redis, in the strict durability profile (each change waits for its replica), and
+`--redis-kills N` SIGKILLs a random master N times during the load; each time the run
+waits for a replica to take over, then restarts the killed node, which rejoins as a
+replica.
+
 All four must be 0; the exit status is 1 otherwise. Everything runs on 127.0.0.1.
 The client's choices and the kill times follow `--seed`; the simulators' fault dice and
 the timing are not reproducible.
@@ -42,6 +48,7 @@ import aiohttp
 import orjson
 
 from loadtest.procs import HOST, BenchError, Child, http_json, wait_ready
+from loadtest.redis_cluster import LocalCluster
 from loadtest.stack import HIGH_LIMIT, Workspace, create_merchant, run_guarded
 from router.embedded import free_port
 
@@ -78,6 +85,8 @@ class Options:
     time_scale: float = 0.1
     native_share: float = 0.3
     faults: FaultSpec = field(default_factory=FaultSpec)
+    redis_cluster: bool = False
+    redis_kills: int = 0
 
 
 @dataclass
@@ -102,6 +111,7 @@ class History:
     answers: Counter[str] = field(default_factory=Counter)
     kills: int = 0
     restarts: int = 0
+    redis_kills: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, planned: Planned, attempt: int, gateway: int, answer: str,
@@ -121,6 +131,7 @@ class Report:
     retries: int
     acknowledged: int
     kills: int
+    redis_kills: int
     final_statuses: dict[str, int]
     ledger_orders: int
     double_charges: int
@@ -186,7 +197,8 @@ def start_simulators(work: Workspace, opts: Options) -> dict[str, tuple[str, Pat
     return sims
 
 
-def write_config(work: Workspace, redis_url: str, sims: dict[str, tuple[str, Path]]) -> Path:
+def write_config(work: Workspace, redis_url: str, sims: dict[str, tuple[str, Path]],
+                 *, wait_replicas: int = 0) -> Path:
     rails = "".join(f"""
 [rails.{rail}]
 base_url = "{url}"
@@ -202,6 +214,9 @@ host = "{HOST}"
 
 [redis]
 url = {orjson.dumps(redis_url).decode()}
+durability = "{"strict" if wait_replicas else "default"}"
+wait_replicas = {wait_replicas}
+wait_timeout_ms = 1000
 
 [limits.merchant]
 rps = {HIGH_LIMIT}
@@ -362,6 +377,24 @@ async def killer(gateways: Gateways, history: History, opts: Options) -> None:
         history.restarts += 1
 
 
+async def redis_killer(cluster: LocalCluster, history: History, opts: Options) -> None:
+    """SIGKILL a random master at random moments; after each, wait for its replica to
+    be promoted, restart it (it rejoins as a replica) and let it sync before the next."""
+    rng = random.Random(opts.seed + 3)
+    moments = sorted(rng.uniform(0.15, 0.85) * opts.seconds for _ in range(opts.redis_kills))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for moment in moments:
+        await asyncio.sleep(max(0.0, start + moment - loop.time()))
+        await asyncio.to_thread(cluster.wait_replicated)
+        victim = rng.choice(cluster.master_nodes())
+        victim.kill()
+        history.redis_kills += 1
+        await asyncio.to_thread(cluster.wait_healthy)  # a replica took its slots
+        victim.start(cluster.node_timeout_ms, cluster.appendfsync)
+        await asyncio.to_thread(victim.wait_listening)
+
+
 # --------------------------------------------------------------------------- the checker
 async def settle(client: Client, planned: list[Planned], grace_s: float
                  ) -> dict[int, dict[str, Any] | None]:
@@ -465,10 +498,23 @@ def check(planned: list[Planned], found: dict[int, dict[str, Any] | None],
 
 # --------------------------------------------------------------------------- the run
 async def chaos(work: Workspace, opts: Options) -> Report:
-    redis_url = work.redis.start()
+    if not opts.redis_cluster:
+        return await chaos_on(work, opts, work.redis.start(), None)
+    cluster = LocalCluster(work.tmp / "cluster")
+    try:
+        await asyncio.to_thread(cluster.start)
+        return await chaos_on(work, opts, cluster.url, cluster)
+    finally:
+        work.children.stop_all()  # the gateways first, then the nodes they use
+        cluster.stop()
+
+
+async def chaos_on(work: Workspace, opts: Options, redis_url: str,
+                   cluster: LocalCluster | None) -> Report:
     sims = start_simulators(work, opts)
     api_key = create_merchant(redis_url, work.env)
-    gateways = Gateways(work, write_config(work, redis_url, sims), opts.gateways)
+    config = write_config(work, redis_url, sims, wait_replicas=1 if cluster else 0)
+    gateways = Gateways(work, config, opts.gateways)
     for i in range(opts.gateways):
         gateways.start(i)
     history = History()
@@ -477,8 +523,11 @@ async def chaos(work: Workspace, opts: Options) -> Report:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         client = Client(session, gateways, api_key, sims, history, opts.seed)
         kills = asyncio.create_task(killer(gateways, history, opts))
+        redis_kills = asyncio.create_task(
+            redis_killer(cluster, history, opts) if cluster else asyncio.sleep(0))
         await run_load(client, planned, opts)
         await kills
+        await redis_kills
         found = await settle(client, planned, opts.grace_s)
         ledgers = {}
         for rail, (url, _) in sims.items():
@@ -489,6 +538,7 @@ async def chaos(work: Workspace, opts: Options) -> Report:
     return Report(
         payments=len(planned), requests=history.requests, retries=history.retries,
         acknowledged=sum(1 for p in planned if p.acks), kills=history.kills,
+        redis_kills=history.redis_kills,
         final_statuses=dict(sorted(statuses.items())),
         ledger_orders=sum(len(ledger["orders"]) for ledger in ledgers.values()),
         double_charges=counts["double_charges"],
@@ -502,7 +552,8 @@ def print_report(report: Report, as_json: bool) -> None:
         return
     print(f"history: {report.payments} payments, {report.requests} requests "
           f"({report.retries} retries), {report.acknowledged} acknowledged, "
-          f"{report.kills} gateway kills, {report.ledger_orders} rail orders")
+          f"{report.kills} gateway kills, {report.redis_kills} Redis master kills, "
+          f"{report.ledger_orders} rail orders")
     print(f"final statuses: {report.final_statuses}")
     print(f"double charges:              {report.double_charges}")
     print(f"lost acknowledged payments:  {report.lost_acknowledged}")
@@ -531,15 +582,22 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, bool]:
     p.add_argument("--drop-notify-rate", type=float, default=FaultSpec.drop_notify_rate)
     p.add_argument("--duplicate-notify-rate", type=float,
                    default=FaultSpec.duplicate_notify_rate)
+    p.add_argument("--redis-cluster", action="store_true",
+                   help="a local 3-master / 3-replica Redis Cluster instead of one Redis")
+    p.add_argument("--redis-kills", type=int, default=0,
+                   help="master SIGKILLs during the load (needs --redis-cluster)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     a = p.parse_args(argv)
+    if a.redis_kills and not a.redis_cluster:
+        p.error("--redis-kills needs --redis-cluster")
     faults = FaultSpec(error_rate=a.error_rate, timeout_rate=a.timeout_rate,
                        latency_ms=a.latency_ms, latency_jitter_ms=a.latency_ms,
                        drop_notify_rate=a.drop_notify_rate,
                        duplicate_notify_rate=a.duplicate_notify_rate)
     return Options(payments=a.payments, kills=a.kills, seed=a.seed, seconds=a.seconds,
                    gateways=max(1, a.gateways), concurrency=a.concurrency, grace_s=a.grace,
-                   time_scale=a.time_scale, faults=faults), a.json
+                   time_scale=a.time_scale, faults=faults, redis_cluster=a.redis_cluster,
+                   redis_kills=a.redis_kills), a.json
 
 
 def main(argv: Sequence[str] | None = None) -> int:

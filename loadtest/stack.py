@@ -32,6 +32,7 @@ from loadtest.procs import (
     uninterruptible,
     wait_ready,
 )
+from loadtest.redis_cluster import LocalCluster
 from router.embedded import EmbeddedRedis, free_port
 
 HIGH_LIMIT = 1_000_000_000  # rate limits nobody reaches
@@ -87,14 +88,22 @@ class Stack:
     watched: dict[str, list[int]]  # the gateway's, Redis's and the simulator's pids
 
 
-def start_stack(work: Workspace, workers: int = 1) -> Stack:
-    """Hello-world, Redis, bank simulator, a merchant, the gateway: started and ready."""
+def start_stack(work: Workspace, workers: int = 1, cluster: LocalCluster | None = None
+                ) -> Stack:
+    """Hello-world, Redis (or the given cluster, which this starts), bank simulator, a
+    merchant, the gateway: started and ready."""
     py = sys.executable
     children, tmp = work.children, work.tmp
     port = free_port()
     hello = children.start("hello", [py, "-m", "loadtest.hello", "--port", str(port)])
-    redis_url = work.redis.start()
-    assert work.redis.process is not None
+    if cluster is None:
+        redis_url = work.redis.start()
+        assert work.redis.process is not None
+        redis_pids = [work.redis.process.pid]
+    else:
+        cluster.start()
+        redis_url = cluster.url
+        redis_pids = [n.process.pid for n in cluster.nodes if n.process is not None]
     keys_dir = tmp / "bank-keys"
     sim_port = free_port()
     sim = children.start("bank-sim", [py, "-m", "router.cli", "sim", "bank", "--port",
@@ -110,7 +119,7 @@ def start_stack(work: Workspace, workers: int = 1) -> Stack:
     wait_ready(hello, f"http://{HOST}:{port}/healthz")
     wait_ready(gateway, f"{gw_url}/healthz")
     wait_ready(gateway, f"{gw_url}/readyz")
-    watched = {"gateway": group_pids(gateway.proc.pid), "redis": [work.redis.process.pid],
+    watched = {"gateway": group_pids(gateway.proc.pid), "redis": redis_pids,
                "bank-sim": [sim.proc.pid]}
     return Stack(hello, f"http://{HOST}:{port}/", gateway, gw_url, sim_url, redis_url,
                  api_key, watched)
