@@ -22,6 +22,9 @@ from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import Receiver, webhook_receiver
 
+# The whole module also runs on Redis Cluster (conftest.py).
+pytestmark = pytest.mark.both_topologies
+
 
 @pytest.fixture
 async def quiet_gateway(redis_url: str, bank_sim: BankSim, tmp_path: Path,

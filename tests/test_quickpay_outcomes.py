@@ -13,6 +13,9 @@ from tests.conftest import BankSim
 from tests.helpers import Client, Gateway, eventually, payment_body
 from tests.receiver import Receiver, webhook_receiver
 
+# The whole module also runs on Redis Cluster (conftest.py).
+pytestmark = pytest.mark.both_topologies
+
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
