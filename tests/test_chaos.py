@@ -1,5 +1,6 @@
 """The chaos run at small scale (`loadtest/chaos.py`): faulty simulators, a retrying
-client, gateways killed with -9 and restarted; then the money checker's four counts."""
+client, gateways killed with -9 and restarted; then the money checker's four counts.
+Once on a single Redis, once on a Redis Cluster whose masters are killed too."""
 
 from __future__ import annotations
 
@@ -14,22 +15,26 @@ from loadtest.procs import REPO_ROOT
 
 ARGS = ["--payments", "60", "--kills", "2", "--seed", "11", "--seconds", "8",
         "--grace", "15", "--json"]
+CLUSTER_ARGS = ["--redis-cluster", "--redis-kills", "1"]
 
 
-@pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def report(request: pytest.FixtureRequest) -> dict[str, Any]:
+    extra = CLUSTER_ARGS if request.param == "cluster" else []
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.chaos", *ARGS], cwd=REPO_ROOT,
-        capture_output=True, timeout=120, check=False,
+        [sys.executable, "-m", "loadtest.chaos", *ARGS, *extra], cwd=REPO_ROOT,
+        capture_output=True, timeout=180, check=False,
     )
     assert done.returncode in (0, 1), done.stderr.decode(errors="replace")[-3000:]
     result: dict[str, Any] = orjson.loads(done.stdout)
+    result["topology"] = request.param
     return result
 
 
 def test_the_run_was_chaotic(report: dict[str, Any]) -> None:
     assert report["payments"] == 60
     assert report["kills"] == 2
+    assert report["redis_kills"] == (1 if report["topology"] == "cluster" else 0)
     assert report["requests"] >= 60
     assert report["ledger_orders"] > 0
 
