@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import redis
 
+from router.embedded import free_port
 from router.engine import payment_id_of
 from router.settings import RedisSettings, SettingsError
 from router.store import keys
@@ -85,6 +86,19 @@ async def test_every_master_serves_a_share_of_the_shards(redis_cluster: LocalClu
         assert all(size > 0 for size in sizes), sizes
         assert sum(sizes) == RedisSettings().shards
         await link.ping()
+    finally:
+        await link.aclose()
+
+
+async def test_discovery_and_readiness_skip_nodes_that_are_down(
+    redis_cluster: LocalCluster,
+) -> None:
+    nodes = redis_cluster.url.removeprefix("redis+cluster://")
+    link = FastCluster(f"redis+cluster://127.0.0.1:{free_port()},{nodes}")
+    try:
+        await link.ping()
+        assert await link.call("SET", "{7}probe", "x") == b"OK"
+        assert len(link.masters()) == 3
     finally:
         await link.aclose()
 

@@ -254,11 +254,20 @@ class FastCluster:
             lambda node, asking: node.evalsha(script, keys, args, asking=asking))
 
     async def ping(self) -> None:
-        """Ready when some node says the cluster serves every slot."""
-        info = await self.call("CLUSTER", "INFO")
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        if "cluster_state:ok" not in text:
-            raise ClusterUnavailable("Redis Cluster state is not ok")
+        """Ready when a node (the first of the known ones that answers) says the cluster
+        serves every slot."""
+        if self._slots is None:
+            await self.refresh()
+        candidates = [*self.masters(), *(f"{h}:{p}" for h, p in self._url.nodes)]
+        for address in dict.fromkeys(candidates):
+            try:
+                info = await self._node(address).call("CLUSTER", "INFO")
+            except RedisError:
+                continue
+            if b"cluster_state:ok" not in bytes(info):
+                raise ClusterUnavailable("Redis Cluster state is not ok")
+            return
+        raise RedisConnectionError("no Redis Cluster node answered")
 
     async def aclose(self) -> None:
         if self._background is not None:
