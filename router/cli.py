@@ -84,11 +84,10 @@ def _worker(settings: Settings) -> None:
 # --------------------------------------------------------------------------- serve
 def serve(args: argparse.Namespace) -> int:
     try:
-        settings = load(args.config)
+        settings = _overrides(load(args.config), args)
     except SettingsError as exc:
         print(f"payrouter: {exc}", file=sys.stderr)
         return 2
-    settings = _overrides(settings, args)
     sandbox_mode = args.config is None
     embedded: EmbeddedRedis | None = None
     if settings.redis.url is None:
@@ -200,11 +199,11 @@ def sim(args: argparse.Namespace) -> int:
 def merchants(args: argparse.Namespace) -> int:
     try:
         settings = load(args.config)
+        if args.redis_url:
+            settings = replace(settings, redis=replace(settings.redis, url=args.redis_url))
     except SettingsError as exc:
         print(f"payrouter: {exc}", file=sys.stderr)
         return 2
-    if args.redis_url:
-        settings = replace(settings, redis=replace(settings.redis, url=args.redis_url))
     if settings.redis.url is None:
         print("payrouter: give --redis-url or a --config with [redis] url "
               "(the embedded Redis runs only inside 'payrouter serve')", file=sys.stderr)

@@ -8,6 +8,8 @@ cluster has. Tests that move slots or kill nodes get a cluster of their own.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -69,6 +71,16 @@ def test_settings_refuse_unusable_redis_urls_without_echoing_secrets() -> None:
         assert "hunter2" not in str(caught.value)
     with pytest.raises(SettingsError, match="shards"):
         RedisSettings(shards=257)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["merchants", "create", "--name", "Shop"]])
+def test_the_cli_refuses_a_bad_redis_url_plainly(command: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "router.cli", *command, "--redis-url", "rediss://:hunter2@h:1"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "unsupported scheme 'rediss'" in done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
 
 
 # --------------------------------------------------------------------------- session cluster
