@@ -143,6 +143,10 @@ class FastCluster:
                                                     self._timeout_s)
         return node
 
+    def slot_owner(self, slot: int) -> str:
+        """The master address the current map gives for `slot` ("" if none, or no map)."""
+        return self._slots[slot] if self._slots is not None else ""
+
     def masters(self) -> list[str]:
         """Addresses of the masters in the current map."""
         return sorted(set(self._slots or ()))
