@@ -28,6 +28,7 @@ from router.store.cluster import ClusterURL, FastCluster, command_key, key_slot
 from router.store.link import open_link
 from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
+from tests.receiver import Receiver, webhook_receiver
 from tests.redis_cluster import ClusterNode, LocalCluster, flush_all
 
 # --------------------------------------------------------------------------- pure parts
@@ -259,13 +260,23 @@ async def test_a_master_killed_under_load_loses_no_acknowledged_payment(
     promoted replica has every acknowledged payment. Meanwhile the gateway answers 503,
     the client retries with the same Idempotency-Key, and the map follows the failover.
     The killed node is restarted (as an orchestrator would) and rejoins as a replica, which
-    the promoted master needs before it confirms changes again."""
+    the promoted master needs before it confirms changes again. Every acknowledged
+    payment's webhook arrives too."""
+    async with webhook_receiver() as receiver:
+        await _kill_a_master_under_load(scratch_cluster, bank_sim, tmp_path, http, receiver)
+
+
+async def _kill_a_master_under_load(
+    scratch_cluster: LocalCluster, bank_sim: BankSim, tmp_path: Path,
+    http: aiohttp.ClientSession, receiver: Receiver,
+) -> None:
     settings = gateway_settings(scratch_cluster.url, bank_sim, tmp_path)
     settings = replace(settings, redis=replace(settings.redis, durability="strict",
                                                wait_replicas=1, wait_timeout_ms=500))
     gateway = await start_gateway(settings, http)
     try:
-        client, _ = await gateway.merchant(payer_rate_limit={"rps": 1000, "burst": 1000})
+        client, _ = await gateway.merchant(payer_rate_limit={"rps": 1000, "burst": 1000},
+                                           webhook_url=receiver.url())
         acknowledged: dict[str, str] = {}  # out_trade_no -> payment id
         refused: dict[str, int] = {}  # error code -> count, while the master was away
 
@@ -318,5 +329,13 @@ async def test_a_master_killed_under_load_loses_no_acknowledged_payment(
                 assert got.status == 200, (order_no, got.body)  # no charge without record
                 assert acknowledged[got.body["out_trade_no"]] == got.body["id"]
         assert len(acknowledged) == 120
+
+        # Every acknowledged payment's webhook arrives (at least once): its outbox entry
+        # was written with the payment, and replicated before the answer.
+        announced: set[str] = set()
+        while not set(acknowledged.values()) <= announced:
+            delivery = await receiver.next(within=20)
+            if delivery.event["type"] == "payment.succeeded":
+                announced.add(delivery.event["data"]["id"])
     finally:
         await gateway.close()
