@@ -21,16 +21,25 @@ from router.store.resp import Arg, FastRedis, Script
 
 class RedisLink(Protocol):
     @property
-    def cluster(self) -> bool: ...
-
-    async def call(self, *args: Arg) -> Any: ...
-
-    async def call_at(self, key: Arg, *args: Arg) -> Any: ...
-
-    async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    def cluster(self) -> bool:
+        """True when keys of different slots may not share a command."""
         ...
 
-    async def ping(self) -> None: ...
+    async def call(self, *args: Arg) -> Any:
+        """One command, sent where its key lives; the raw hiredis reply."""
+        ...
+
+    async def call_at(self, key: Arg, *args: Arg) -> Any:
+        """A command without keys (WAIT) sent to the node where `key` lives."""
+        ...
+
+    async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        """A script by SHA (loaded on NOSCRIPT), sent where `keys[0]` lives."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless Redis can serve requests now (readiness)."""
+        ...
 
     async def aclose(self) -> None: ...
 
