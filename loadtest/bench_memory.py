@@ -74,19 +74,17 @@ async def measure(redis_url: str, data_dir: Path, count: int) -> dict[str, float
 async def _usage(redis: aioredis.Redis, mid: str,
                  ids: list[tuple[str, str, str]]) -> dict[str, float]:
     shard = keys.shard_of(ids[0][0]) or 0
-    totals = {"payment": 0, "out_trade_no index": 0, "idempotency entry": 0}
-    for pid, otn, idem in ids:
+    # No out_trade_no index: payment ids derive from it (keys.payment_id).
+    totals = {"payment": 0, "idempotency entry": 0}
+    for pid, _, idem in ids:
         totals["payment"] += await redis.memory_usage(keys.payment(shard, pid), samples=0) or 0
-        totals["out_trade_no index"] += await redis.memory_usage(
-            keys.out_trade_no(shard, mid, otn), samples=0) or 0
         totals["idempotency entry"] += await redis.memory_usage(
             keys.idempotency(shard, mid, idem), samples=0) or 0
     per = {name: total / len(ids) for name, total in totals.items()}
     stream = keys.outbox(shard)
     per["outbox entry (until delivered)"] = (
         (await redis.memory_usage(stream, samples=0) or 0) / max(1, await redis.xlen(stream)))
-    per["total, steady state"] = (per["payment"] + per["out_trade_no index"]
-                                  + per["idempotency entry"])
+    per["total, steady state"] = per["payment"] + per["idempotency entry"]
     per["total, event not yet delivered"] = (per["total, steady state"]
                                              + per["outbox entry (until delivered)"])
     return per

@@ -153,7 +153,7 @@ class Engine:
         method: str | None = None,  # what `method` says when the request named none
     ) -> Reply:
         now = now_ms()
-        pid = keys.new_id("pay", merchant.shard)
+        pid = keys.payment_id(merchant.shard, merchant.id, req.out_trade_no)
         payment = Payment(
             id=pid, merchant_id=merchant.id, amount=req.amount, currency=req.currency,
             out_trade_no=req.out_trade_no, scene=req.scene, method=req.method or method or rail,

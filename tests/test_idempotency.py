@@ -4,10 +4,13 @@ key, on creates, refunds and closes, sequential and concurrent."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from router.domain import Payment
+from router.store import keys
 from tests.asserts import assert_error, ledger_order
 from tests.conftest import BankSim
 from tests.helpers import Client, Gateway, Reply, eventually, payment_body
@@ -245,3 +248,59 @@ async def test_concurrent_creates_with_one_out_trade_no_charge_once(
     assert ledger["totals"]["orders"] == 1 and ledger["totals"]["charges"] == 1
     pid = replies[0].body["id"]
     assert (await client.get(f"/v1/payments/{pid}")).body["status"] == "succeeded"
+
+
+async def test_a_payment_redis_lost_is_recreated_by_the_retry_without_a_second_charge(
+    gateway: Gateway, bank_sim: BankSim, redis_client: Any
+) -> None:
+    """A failover to a replica that never got the last writes loses an acknowledged
+    payment's record and its idempotency entry. The client's retry creates it again —
+    with the same id, because ids derive from the merchant and out_trade_no, hence the
+    same rail order number, which the rail dedupes."""
+    client, merchant = await gateway.merchant()
+    key = {"Idempotency-Key": "lost-1"}
+    first = await client.post("/v1/payments", payment_body("lost-1"), headers=key)
+    assert first.status == 201 and first.body["status"] == "succeeded", first.body
+    pid = first.body["id"]
+    shard = keys.shard_of(pid)
+    assert shard is not None
+    await redis_client.delete(keys.payment(shard, pid))
+    await redis_client.delete(keys.idempotency(shard, merchant["id"], "lost-1"))
+    await redis_client.zrem(keys.due(shard), f"p:{pid}")
+    assert (await client.get(f"/v1/payments/{pid}")).status == 404  # lost
+
+    again = await client.post("/v1/payments", payment_body("lost-1"), headers=key)
+    assert again.status == 201 and again.body["id"] == pid, again.body
+    assert again.body["status"] == "succeeded"
+    order = (await bank_sim.ledger())["orders"][again.body["attempts"][0]["rail_order_no"]]
+    assert order["charges"] == 1
+    assert (await bank_sim.ledger())["totals"]["charges"] == 1
+
+
+async def test_out_trade_no_lookup_finds_payments_indexed_the_older_way(
+    gateway: Gateway, redis_client: Any
+) -> None:
+    """Payments created before ids were derived are found through the index entry they
+    were written with, and their out_trade_no still cannot be reused."""
+    client, merchant = await gateway.merchant()
+    old = await client.post("/v1/payments", payment_body("legacy-1", method="instant"))
+    assert old.status == 201, old.body
+    shard = keys.shard_of(old.body["id"])
+    assert shard is not None
+    # Re-file the payment as an older version would have: a random id, plus the index.
+    legacy_id = keys.new_id("pay", shard)
+    record = await redis_client.hgetall(keys.payment(shard, old.body["id"]))
+    fingerprint = record.pop(b"f")
+    record[b"d"] = replace(Payment.from_hash(record), id=legacy_id).pack_creation()
+    await redis_client.delete(keys.payment(shard, old.body["id"]))
+    await redis_client.hset(keys.payment(shard, legacy_id), mapping=record)
+    await redis_client.set(keys.out_trade_no(shard, merchant["id"], "legacy-1"),
+                           f"{legacy_id}|".encode() + fingerprint)
+
+    found = await client.get("/v1/payments?out_trade_no=legacy-1")
+    assert found.status == 200 and found.body["id"] == legacy_id, found.body
+    repeat = await client.post("/v1/payments", payment_body("legacy-1", method="instant"))
+    assert repeat.status == 200 and repeat.body["id"] == legacy_id, repeat.body
+    changed = await client.post("/v1/payments",
+                                payment_body("legacy-1", method="instant", amount=5))
+    assert_error(changed, 409, "out_trade_no_used")

@@ -16,7 +16,9 @@ one merchant is served by one master (docs/capacity.md).
     apikey:{hash}                   string merchant id (hash = keyed BLAKE2b of the key)
     {N}p:{pid}                      hash   payment (d creation blob, x rail state, s, v, u,
                                            a amount, f fingerprint, rr reserved, rf refunded)
-    {N}o:{mid}:{out_trade_no}       string payment id (the natural key)
+    {N}o:{mid}:{out_trade_no}       string "payment id|fingerprint": the natural key as
+                                           written before payment ids were derived from it
+                                           (payment_id below); still read, no longer written
     {N}i:{mid}:{idempotency key}    hash   idempotency claim / stored response
     {N}r:{rid}                      hash   refund (d, x, s, u, a)
     {N}ro:{pid}:{out_refund_no}     string refund id
@@ -40,6 +42,7 @@ one merchant is served by one master (docs/capacity.md).
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from typing import Final
 
@@ -55,6 +58,28 @@ def shard_for(merchant_id: str, shards: int) -> int:
 def new_id(prefix: str, shard: int) -> str:
     """`<prefix>_<shard as 2 hex digits><random>`: the slot is readable from the id."""
     return f"{prefix}_{shard:02x}{random_token(ID_RANDOM_CHARS)}"
+
+
+def payment_id(shard: int, merchant_id: str, out_trade_no: str) -> str:
+    """The id of a merchant's payment for `out_trade_no`: derived from the natural key,
+    not drawn. A payment created again after its record was lost (an acknowledged write
+    that a failed-over Redis never received, retried by the client) gets the same id,
+    hence the same rail order number, which the rail dedupes: no second charge. It also
+    makes the out_trade_no index unnecessary (the payment record is found by its id)."""
+    digest = hashlib.blake2b(f"{merchant_id}\0{out_trade_no}".encode(), digest_size=16,
+                             person=b"payrouter.pay").digest()
+    return f"pay_{shard:02x}{_base62(int.from_bytes(digest, 'big'), ID_RANDOM_CHARS)}"
+
+
+_BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(value: int, length: int) -> str:
+    digits = []
+    for _ in range(length):
+        value, digit = divmod(value, 62)
+        digits.append(_BASE62[digit])
+    return "".join(digits)
 
 
 def shard_of(object_id: str) -> int | None:

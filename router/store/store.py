@@ -209,6 +209,11 @@ class Store:
         return Payment.from_hash(fields) if fields else None
 
     async def payment_id_for(self, shard: int, merchant_id: str, otn: str) -> str | None:
+        """The id of the merchant's payment for `otn`, if there is one."""
+        pid = keys.payment_id(shard, merchant_id, otn)
+        if await self.link.call("EXISTS", keys.payment(shard, pid)):
+            return pid
+        # A payment created before ids were derived: its index entry names it.
         raw = await self.link.call("GET", keys.out_trade_no(shard, merchant_id, otn))
         return bytes(raw).decode().split("|", 1)[0] if raw else None
 

@@ -1,6 +1,8 @@
 -- Accept a payment in one step: idempotency claim, rate limits, the out_trade_no natural
 -- key, the payment record and its sweeper entry. Nothing is written unless accepted.
--- KEYS: 1 idempotency, 2 out_trade_no index, 3 payment, 4 due set,
+-- The payment id is derived from the merchant and out_trade_no (keys.payment_id), so the
+-- record itself is the natural key; KEYS[2], the index older versions wrote, is only read.
+-- KEYS: 1 idempotency, 2 legacy out_trade_no index, 3 payment, 4 due set,
 --       5 merchant limit, 6 payer limit (all in the merchant's slot; the rail's quota is
 --       global, so it is taken before this script by rate_limit.lua)
 -- ARGV: 1 use_idem, 2 request hash, 3 owner token, 4 lease ms, 5 idem ttl s,
@@ -25,18 +27,22 @@ local function claim(pid)
   end
 end
 
-local existing = redis.call('GET', KEYS[2])
-if existing then
-  local sep = string.find(existing, '|', 1, true)
-  local pid = string.sub(existing, 1, sep - 1)
-  if string.sub(existing, sep + 1) ~= ARGV[7] then return {'conflict', pid} end
+local function existing(pid, fingerprint)
+  if fingerprint ~= ARGV[7] then return {'conflict', pid} end
   claim(pid)
   return {'exists', pid}
 end
 
+local fingerprint = redis.call('HGET', KEYS[3], 'f')
+if fingerprint then return existing(ARGV[6], fingerprint) end
+local legacy = redis.call('GET', KEYS[2])
+if legacy then
+  local sep = string.find(legacy, '|', 1, true)
+  return existing(string.sub(legacy, 1, sep - 1), string.sub(legacy, sep + 1))
+end
+
 redis.call('HSET', KEYS[3], 'd', ARGV[8], 'x', ARGV[9], 's', ARGV[13], 'v', '1',
-           'u', ARGV[11], 'a', ARGV[10])
-redis.call('SET', KEYS[2], ARGV[6] .. '|' .. ARGV[7])
+           'u', ARGV[11], 'a', ARGV[10], 'f', ARGV[7])
 redis.call('ZADD', KEYS[4], ARGV[12], 'p:' .. ARGV[6])
 claim(ARGV[6])
 return {'created'}
