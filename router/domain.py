@@ -17,6 +17,7 @@ import msgpack
 import orjson
 
 from router.errors import invalid_state
+from router.store import codec
 
 
 class Status(enum.StrEnum):
@@ -70,6 +71,18 @@ REFUND_EVENTS: Final[dict[RefundStatus, str]] = {
 def _pack(obj: object) -> bytes:
     packed: bytes = msgpack.packb(obj)
     return packed
+
+
+def _pack_creation(fields: list[Any]) -> bytes:
+    """A creation blob (`d`, written once, read on every load): msgpack, compressed
+    (codec.py; about 280 → 175 bytes for a payment)."""
+    return codec.pack(_pack(fields))
+
+
+def _unpack_creation(stored: bytes) -> Any:
+    # A blob written before compression is bare msgpack: an array, first byte >= 0x80;
+    # the codec's version bytes are all below that.
+    return msgpack.unpackb(stored if stored[0] >= 0x80 else codec.unpack(stored))
 
 
 def check_transition(current: Status, new: Status) -> None:
@@ -190,7 +203,7 @@ class Payment:
 
     # -- creation blob (`d`): written once
     def pack_creation(self) -> bytes:
-        return _pack(
+        return _pack_creation(
             [
                 self.id,
                 self.merchant_id,
@@ -211,7 +224,7 @@ class Payment:
     @classmethod
     def from_hash(cls, fields: dict[bytes, bytes]) -> Payment:
         (pid, mid, amount, currency, otn, scene, method, desc, payer, url, meta, routing,
-         created) = msgpack.unpackb(fields[b"d"])
+         created) = _unpack_creation(fields[b"d"])
         return cls(
             id=pid,
             merchant_id=mid,

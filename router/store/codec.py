@@ -2,7 +2,7 @@
 
 A body is stored as one version byte followed by raw DEFLATE data compressed against a
 preset dictionary of the API's own vocabulary, so even a single small document shrinks
-to a fraction (a 570-byte payment answer to about 120 bytes). A dictionary, once used,
+to a fraction (a 640-byte payment answer to about 120 bytes). A dictionary, once used,
 must never change: a new one takes a new version byte and the old stays readable.
 """
 
@@ -12,7 +12,8 @@ import zlib
 from typing import Final
 
 _RAW: Final = b"\x00"  # stored as is (small bodies, or nothing gained)
-_V1: Final = b"\x01"
+_V1: Final = b"\x01"  # still read; written before the routing explanation grew
+_V2: Final = b"\x02"
 
 _DICT_V1: Final = (
     b'{"error":{"code":"","message":"","param":"payment_id":"pay_","payment_status":"'
@@ -30,24 +31,48 @@ _DICT_V1: Final = (
     b'"action":{"type":"qr_code","qr_code":"weixin://wxpay/bizpayurl?pr=","sdk_params",'
     b'"redirect","url":"https://"},"failure":{"code":"","message":""},"rail_reference":"'
 )
-_WBITS: Final = -11  # raw DEFLATE, 2 KiB window: the dictionary plus one body fit in it
+_WBITS_V1: Final = -11  # raw DEFLATE, 2 KiB window: the dictionary plus one body fit
+
+# V1 plus the routing explanation, attempts and event envelope as answers carry them now,
+# the most common last (nearer strings cost fewer bits): a 640-byte payment answer
+# packs to about 120 bytes instead of 190.
+_DICT_V2: Final = _DICT_V1 + (
+    b'"reason":"default order of rails taking the scene","the payer\'s wallet (wechatpay) '
+    b'first","rule \'","\', strategy ","; breaker open on ",'
+    b'"strategy":"priority","weighted","success_rate","cost","rule":"",'
+    b'"considered":[{"rail":"","rank":1,"breaker":"closed","open","half_open","weight":,'
+    b'"share":0.,"score":,"fee":}],"failure_code":"","via":"share_link","payer":{"wallet":'
+    b'""},"rail_reference":"inst_","BT","wx","4200000",'
+    b'"attempts":[{"number":1,"adapter":"","rail_order_no":"_1"},{"number":2,'
+    b'"routing":{"chosen":"bank","candidates":["bank"],"reason":"method named by the '
+    b'request","strategy":"priority","considered":[{"rail":"bank","rank":1,"breaker":'
+    b'"closed"}]},"description":"","refunded_amount":0,"metadata":{},"created_at":'
+    b'"2026-11-22T0","updated_at":"2026-11-22T0",{"id":"evt_","object":"event","type":'
+    b'"payment.succeeded","created_at":"2026-11-22T","data":{"id":"pay_","object":'
+    b'"payment","status":"succeeded","amount":'
+)
+_WBITS_V2: Final = -12  # 4 KiB window: the 2 KiB dictionary plus one body
 _MIN_SIZE: Final = 64
 
 
 def pack(body: bytes) -> bytes:
     if len(body) < _MIN_SIZE:
         return _RAW + body
-    compressor = zlib.compressobj(1, zlib.DEFLATED, _WBITS, 1, zlib.Z_DEFAULT_STRATEGY,
-                                  _DICT_V1)
+    # Level 1 with the full hash table: ~7 µs, within a few bytes of level 9.
+    compressor = zlib.compressobj(1, zlib.DEFLATED, _WBITS_V2, 8, zlib.Z_DEFAULT_STRATEGY,
+                                  _DICT_V2)
     packed = compressor.compress(body) + compressor.flush()
-    return _V1 + packed if len(packed) + 1 < len(body) else _RAW + body
+    return _V2 + packed if len(packed) + 1 < len(body) else _RAW + body
 
 
 def unpack(stored: bytes) -> bytes:
     version, data = stored[:1], stored[1:]
     if version == _RAW:
         return data
-    if version == _V1:
-        decompressor = zlib.decompressobj(_WBITS, _DICT_V1)
-        return decompressor.decompress(data) + decompressor.flush()
-    raise ValueError(f"unknown stored body version {version!r}")
+    if version == _V2:
+        decompressor = zlib.decompressobj(_WBITS_V2, _DICT_V2)
+    elif version == _V1:
+        decompressor = zlib.decompressobj(_WBITS_V1, _DICT_V1)
+    else:
+        raise ValueError(f"unknown stored body version {version!r}")
+    return decompressor.decompress(data) + decompressor.flush()
