@@ -42,7 +42,7 @@ from router.railclient import RailClient
 from router.replies import IdemTicket, Reply
 from router.settings import Settings
 from router.store import keys
-from router.store.store import Finish, Store
+from router.store.store import Finish, Store, StoreUnavailable
 from router.validation import PaymentRequest
 
 log = logging.getLogger("payrouter.engine")
@@ -119,6 +119,20 @@ def _count_check(state: RailState) -> None:
 
 def _mark_closing(state: RailState) -> None:
     state.closing = True
+
+
+def _clear_closing(state: RailState) -> None:
+    state.closing = False
+
+
+def _reversing(current: Payment, status: Status) -> bool:
+    """The router is reversing this charge (marked before the reversal was sent): a
+    "paid" learnt now — the request's late answer, a query, a notification — may be
+    undone by the reversal in flight, and settling on it would report paid what the payer
+    gets back. The reversal's own answer decides; a reversal the rail refuses clears the
+    mark (`Engine._reversal_refused`)."""
+    return (status is Status.SUCCEEDED and current.status is Status.PROCESSING
+            and current.rail.closing)
 
 
 # Refusals that prove the rail never took the payment, so another rail may: only a
@@ -341,7 +355,7 @@ class Engine:
     ) -> tuple[Payment, bool, Reply | None]:
         current = payment
         for _ in range(5):
-            if status not in TRANSITIONS[current.status]:
+            if status not in TRANSITIONS[current.status] or _reversing(current, status):
                 break
             new = self._next(current, status, mutate)
             rendered = new.render()
@@ -355,7 +369,9 @@ class Engine:
                 return new, True, answer
             reloaded = await self.store.load_payment(payment.id)
             if reloaded is None:
-                raise RuntimeError(f"payment {payment.id} vanished")
+                # Only a node without our writes answers so: a failover in progress (a
+                # restarted old master not yet demoted). Unavailable, not an error.
+                raise StoreUnavailable(f"payment {payment.id} is missing from the store")
             current = reloaded
         answer = reply(current, current.render()) if reply else None
         if ticket is not None and answer is not None:
@@ -479,11 +495,21 @@ class Engine:
         try:
             result = await self.rails.call(payment.rail.current.rail, op)
         except RailError as err:
+            if err.definitive and isinstance(op, Reverse):
+                return await self._reversal_refused(payment, err)
             log.warning("%s of %s failed (%s); will retry", type(op).__name__, payment.id,
                         err.code)
             moved, _ = await self.move(payment, payment.status, _count_check)
             return moved
         return await self.apply(payment, result, ours=True)
+
+    async def _reversal_refused(self, payment: Payment, err: RailError) -> Payment:
+        """The rail will not reverse (e.g. too late): whatever it holds stands. Clear the
+        mark, so the next query settles the payment on what the rail says."""
+        log.warning("reversal of %s refused (%s); settling on the rail's word", payment.id,
+                    err.code)
+        moved, _ = await self.move(payment, payment.status, _clear_closing)
+        return moved
 
     async def _mark_closing(self, payment: Payment) -> tuple[Payment, bool]:
         """Record, before asking, that the router closes this order, so a "closed" learnt
@@ -560,6 +586,8 @@ class Engine:
         except RailError as err:
             if err.definitive:
                 # e.g. already paid: learn the truth, then refuse.
+                if isinstance(op, Reverse):
+                    payment = await self._reversal_refused(payment, err)
                 checked = await self.check(payment)
                 raise invalid_state(
                     f"The rail refused to close the payment ({err.code}); it is "

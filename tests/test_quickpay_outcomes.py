@@ -5,12 +5,16 @@ outcome is checked against the simulator's ledger."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
-from tests.conftest import BankSim
-from tests.helpers import Client, Gateway, eventually, payment_body
+from adapters.base import Query, RailStatus, Reverse
+from router.domain import Status
+from tests.conftest import BankSim, gateway_settings
+from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import Receiver, webhook_receiver
 
 # The whole module also runs on Redis Cluster (conftest.py).
@@ -242,3 +246,43 @@ async def test_close_paid_at_rail_but_not_yet_known(gateway: Gateway, bank_sim: 
     assert fetched.body["status"] == "succeeded"
     order = await ledger_order(bank_sim, payment)
     assert order["status"] == "SUCCESS" and order["charges"] == 1
+
+
+async def test_paid_seen_while_the_router_reverses_does_not_settle_the_payment(
+    redis_url: str, bank_sim: BankSim, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The sweeper decided to reverse an unknown charge (marked it closing) and a query
+    or notification then says "paid": the reversal in flight will hand the money back,
+    so settling on "paid" would report a payment whose money the payer has again. Only
+    the reversal's answer settles it."""
+    gateway = await start_gateway(gateway_settings(redis_url, bank_sim, tmp_path), http,
+                                  background=False)  # no sweeper: the test plays it
+    try:
+        client, _ = await gateway.merchant()
+        created = await client.post("/v1/payments",
+                                    payment_body("rv-9", auth_code="134567890123456789"))
+        assert created.status == 504, created.body  # charged, answer lost
+        engine, store = gateway.services.engine, gateway.services.store
+        payment = await store.load_payment(created.body["error"]["payment_id"])
+        assert payment is not None and payment.status is Status.PROCESSING
+        order_no = payment.rail.current.rail_order_no
+
+        before = payment
+        payment, marked = await engine._mark_closing(payment)  # the sweeper's decision
+        assert marked
+        # The request's own late "paid", applied to the version it knew: the compare-and-
+        # set fails, and the retry on the fresh record must not settle it either.
+        late, moved = await engine.move(before, Status.SUCCEEDED, lambda state: None)
+        assert not moved and late.status is Status.PROCESSING
+        paid = await engine.rails.call("bank", Query(order_no))
+        assert paid.status is RailStatus.SUCCEEDED
+        payment = await engine.apply(payment, paid)  # "paid", seen meanwhile
+        assert payment.status is Status.PROCESSING
+
+        closed = await engine._end(payment, Reverse(order_no))  # the reversal lands
+        assert closed.status is Status.CLOSED
+        order = (await bank_sim.ledger())["orders"][order_no]
+        assert order["status"] == "REVERSED"
+        assert order["charged"] - order["refunded"] == 0  # the payer has it back
+    finally:
+        await gateway.close()

@@ -23,6 +23,10 @@ from router.store.scripts import Scripts
 log = logging.getLogger("payrouter.store")
 
 
+class StoreUnavailable(RedisConnectionError):
+    """The store answered, but not with data it must have (answered 503)."""
+
+
 class ReplicationShortfall(RedisConnectionError):
     """Strict durability: a change reached fewer replicas than `wait_replicas` in time."""
 
