@@ -197,7 +197,9 @@ class WebhookDispatcher:
         await self.link.evalsha(
             self.store.scripts.outbox_settle,
             [stream, keys.webhook_retries(shard), *event_keys],
-            [GROUP, self._next_due(0), len(items), *(i for i, _, _ in items), *failed])
+            [GROUP, self._next_due(0), len(items),
+             *(part for entry_id, fields, _ in items for part in (entry_id, fields[b"e"])),
+             *failed])
 
     # ----------------------------------------------------------------- retries
     async def retry_due(self) -> int:

@@ -321,3 +321,31 @@ async def test_reads_rotate_over_every_shard(
         assert delivered == paid
     finally:
         await gw.close()
+
+
+async def test_settling_never_touches_another_event_under_the_same_entry_id(
+    redis_url: str, bank_sim: BankSim, tmp_path: Path, http: aiohttp.ClientSession,
+) -> None:
+    """During a failover a batch can be read from a restarted old master that has not yet
+    learnt it was replaced; its entry ids may name other events on the real master.
+    Settling such a batch there must neither acknowledge nor delete those events."""
+    gw = await start_gateway(gateway_settings(redis_url, bank_sim, tmp_path), http,
+                             background=False)  # no worker reads the stream meanwhile
+    webhooks = gw.services.webhooks
+    link = gw.services.store.link
+    stream = keys.outbox(3)
+    await link.call("XADD", stream, "5-0", "e", "evt_real", "m", "mch_x", "u", "", "b",
+                    b"\x00{}")
+    await webhooks.ensure_groups()
+    await link.call("XREADGROUP", "GROUP", GROUP, "other-consumer", "STREAMS", stream, ">")
+
+    read_elsewhere = {b"e": b"evt_stale", b"m": b"mch_x", b"u": b"", b"b": b"\x00{}"}
+    await webhooks._settle_stream(stream, [(b"5-0", read_elsewhere, True)])
+    assert len(await link.call("XRANGE", stream, "5-0", "5-0")) == 1  # still there
+    assert (await link.call("XPENDING", stream, GROUP))[0] == 1  # and still pending
+
+    read_here = {**read_elsewhere, b"e": b"evt_real"}
+    await webhooks._settle_stream(stream, [(b"5-0", read_here, True)])
+    assert await link.call("XRANGE", stream, "5-0", "5-0") == []
+    assert (await link.call("XPENDING", stream, GROUP))[0] == 0
+    await gw.close()
