@@ -23,7 +23,7 @@ import redis
 from router.embedded import free_port
 from router.engine import payment_id_of
 from router.settings import RedisSettings, SettingsError
-from router.store import keys
+from router.store import codec, keys
 from router.store.cluster import ClusterURL, FastCluster, command_key, key_slot
 from router.store.link import open_link
 from tests.conftest import BankSim, gateway_settings
@@ -279,6 +279,7 @@ async def _kill_a_master_under_load(
                                            webhook_url=receiver.url())
         acknowledged: dict[str, str] = {}  # out_trade_no -> payment id
         refused: dict[str, int] = {}  # error code -> count, while the master was away
+        answers: dict[str, Any] = {}
 
         async def pay(n: int) -> None:
             otn = f"fo-{n}"
@@ -288,6 +289,8 @@ async def _kill_a_master_under_load(
                                           headers={"Idempotency-Key": f"k-{otn}"})
                 if reply.status in (200, 201):
                     acknowledged[otn] = reply.body["id"]
+                    answers[reply.body["id"]] = (reply.status, reply.body["status"],
+                                                 reply.headers.get("Idempotent-Replayed"))
                     return
                 code = reply.body["error"]["code"]
                 assert code in ("store_unavailable", "idempotency_key_in_use"), reply.body
@@ -317,11 +320,25 @@ async def _kill_a_master_under_load(
         assert refused.get("store_unavailable"), refused  # felt, and answered 503
         await asyncio.to_thread(scratch_cluster.wait_healthy)
 
-        for otn, pid in acknowledged.items():
-            got = await client.get(f"/v1/payments/{pid}")
-            assert got.status == 200, (otn, got.body)
-            assert got.body["out_trade_no"] == otn
+        final: dict[str, str] = {}  # payment id -> its settled status
+
+        async def all_settled() -> bool:
+            for otn, pid in acknowledged.items():
+                got = await client.get(f"/v1/payments/{pid}")
+                assert got.status == 200, (otn, got.body)
+                assert got.body["out_trade_no"] == otn
+                final[pid] = got.body["status"]
+            return not {"processing", "requires_action"} & set(final.values())
+
+        await eventually(all_settled, timeout=30)
         ledger = await bank_sim.ledger()
+        for order_no, order in ledger["orders"].items():
+            kept = order["charged"] - order["refunded"]
+            pid = payment_id_of(order_no)
+            # The money agrees with the payment; an answer is never taken back.
+            assert kept == (1000 if final.get(pid) == "succeeded" else 0), (order_no, order)
+            if answers.get(pid, (0, ""))[1] == "succeeded":
+                assert final[pid] == "succeeded", (pid, answers[pid])
         for order_no, order in ledger["orders"].items():
             if order["charges"]:
                 assert order["charges"] == 1, order_no
@@ -330,12 +347,47 @@ async def _kill_a_master_under_load(
                 assert acknowledged[got.body["out_trade_no"]] == got.body["id"]
         assert len(acknowledged) == 120
 
-        # Every acknowledged payment's webhook arrives (at least once): its outbox entry
-        # was written with the payment, and replicated before the answer.
+        # Every acknowledged payment's webhook of its final state arrives (at least once):
+        # its outbox entry was written with the change, and replicated before the answer.
+        # (Starved of CPU, a charge can time out; the payer is then reversed, and the
+        # payment ends closed: payment.closed is its webhook.)
         announced: set[str] = set()
+        seen: list[Any] = []
         while not set(acknowledged.values()) <= announced:
-            delivery = await receiver.next(within=20)
-            if delivery.event["type"] == "payment.succeeded":
-                announced.add(delivery.event["data"]["id"])
+            try:
+                delivery = await receiver.next(within=20)
+            except AssertionError:
+                missing = set(acknowledged.values()) - announced
+                got = [(d.event["type"], d.event["data"]["id"]) for d in seen
+                       if d.event["data"]["id"] in missing]
+                raise AssertionError(
+                    f"webhooks missing for {sorted(missing)}: "
+                    f"{await _where_events_are(gateway, missing)}; answered "
+                    f"{[answers[p] for p in missing]}; received {got}") from None
+            seen.append(delivery)
+            pid = delivery.event["data"]["id"]
+            if delivery.event["type"] == f"payment.{final.get(pid)}":
+                announced.add(pid)
     finally:
         await gateway.close()
+
+
+async def _where_events_are(gateway: Gateway, pids: set[str]) -> dict[str, Any]:
+    """For a failure message: what the outbox streams, their pending lists and the retry
+    and dead-letter sets hold for these payments."""
+    link = gateway.services.store.link
+    found: dict[str, Any] = {}
+    for shard in {keys.shard_of(pid) or 0 for pid in pids}:
+        stream = keys.outbox(shard)
+        entries = await link.call("XRANGE", stream, "-", "+")
+        bodies = [(entry_id, codec.unpack(dict(zip(f[::2], f[1::2], strict=True))[b"b"]))
+                  for entry_id, f in entries]
+        found[f"{stream} entries"] = [entry_id for entry_id, body in bodies
+                                      if any(pid.encode() in body for pid in pids)]
+        found[f"{stream} pending"] = await link.call("XPENDING", stream, "webhooks")
+        found[f"{stream} groups"] = await link.call("XINFO", "GROUPS", stream)
+        found["payments"] = [await link.call("HMGET", keys.payment(shard, pid), "s", "v", "u")
+                             for pid in pids]
+        found["retries"] = await link.call("ZRANGE", keys.webhook_retries(shard), 0, -1)
+        found["dead"] = await link.call("ZRANGE", keys.dead_letters(shard), 0, -1)
+    return found
