@@ -39,7 +39,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,13 +362,20 @@ async def run_load(client: Client, planned: list[Planned], opts: Options) -> Non
     await asyncio.gather(*(one(p) for p in planned))
 
 
-async def killer(gateways: Gateways, history: History, opts: Options) -> None:
-    rng = random.Random(opts.seed + 2)
-    moments = sorted(rng.uniform(0.1, 0.9) * opts.seconds for _ in range(opts.kills))
+async def at_random_moments(rng: random.Random, count: int, within: tuple[float, float],
+                            seconds: float) -> AsyncIterator[None]:
+    """Yield `count` times, at moments drawn from `within` (fractions of `seconds`)."""
+    moments = sorted(rng.uniform(*within) * seconds for _ in range(count))
     loop = asyncio.get_running_loop()
     start = loop.time()
     for moment in moments:
         await asyncio.sleep(max(0.0, start + moment - loop.time()))
+        yield
+
+
+async def killer(gateways: Gateways, history: History, opts: Options) -> None:
+    rng = random.Random(opts.seed + 2)
+    async for _ in at_random_moments(rng, opts.kills, (0.1, 0.9), opts.seconds):
         i = rng.randrange(len(gateways.urls))
         await asyncio.to_thread(gateways.kill, i)
         history.kills += 1
@@ -381,11 +388,7 @@ async def redis_killer(cluster: LocalCluster, history: History, opts: Options) -
     """SIGKILL a random master at random moments; after each, wait for its replica to
     be promoted, restart it (it rejoins as a replica) and let it sync before the next."""
     rng = random.Random(opts.seed + 3)
-    moments = sorted(rng.uniform(0.15, 0.85) * opts.seconds for _ in range(opts.redis_kills))
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for moment in moments:
-        await asyncio.sleep(max(0.0, start + moment - loop.time()))
+    async for _ in at_random_moments(rng, opts.redis_kills, (0.15, 0.85), opts.seconds):
         await asyncio.to_thread(cluster.wait_replicated)
         victim = rng.choice(cluster.master_nodes())
         victim.kill()
