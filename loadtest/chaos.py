@@ -47,9 +47,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from adapters.simkit import Faults
 from loadtest.procs import HOST, BenchError, Child, http_json, wait_ready
 from loadtest.redis_cluster import LocalCluster
-from loadtest.stack import HIGH_LIMIT, Workspace, create_merchant, run_guarded
+from loadtest.stack import UNLIMITED_TOML, Workspace, create_merchant, run_guarded
 from router.embedded import free_port
 
 PROG = "loadtest.chaos"
@@ -63,14 +64,9 @@ MAX_TRIES = 10
 REQUEST_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True)
-class FaultSpec:
-    error_rate: float = 0.05
-    timeout_rate: float = 0.03
-    latency_ms: float = 5.0
-    latency_jitter_ms: float = 5.0
-    drop_notify_rate: float = 0.2
-    duplicate_notify_rate: float = 0.2
+# What every simulator is set to by default (`--error-rate` etc. change it).
+CHAOS_FAULTS = Faults(error_rate=0.05, timeout_rate=0.03, latency_ms=5.0,
+                      latency_jitter_ms=5.0, drop_notify_rate=0.2, duplicate_notify_rate=0.2)
 
 
 @dataclass
@@ -84,7 +80,7 @@ class Options:
     grace_s: float = 30.0
     time_scale: float = 0.1
     native_share: float = 0.3
-    faults: FaultSpec = field(default_factory=FaultSpec)
+    faults: Faults = CHAOS_FAULTS
     redis_cluster: bool = False
     redis_kills: int = 0
 
@@ -218,14 +214,7 @@ durability = "{"strict" if wait_replicas else "default"}"
 wait_replicas = {wait_replicas}
 wait_timeout_ms = 1000
 
-[limits.merchant]
-rps = {HIGH_LIMIT}
-burst = {HIGH_LIMIT}
-
-[limits.payer]
-rps = {HIGH_LIMIT}
-burst = {HIGH_LIMIT}
-
+{UNLIMITED_TOML}
 [idempotency]
 lease_s = 2.0
 
@@ -579,12 +568,12 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, bool]:
     p.add_argument("--grace", type=float, default=30.0,
                    help="at most this long for every payment to settle after the load")
     p.add_argument("--time-scale", type=float, default=0.1, help="the simulators' delays")
-    p.add_argument("--error-rate", type=float, default=FaultSpec.error_rate)
-    p.add_argument("--timeout-rate", type=float, default=FaultSpec.timeout_rate)
-    p.add_argument("--latency-ms", type=float, default=FaultSpec.latency_ms)
-    p.add_argument("--drop-notify-rate", type=float, default=FaultSpec.drop_notify_rate)
+    p.add_argument("--error-rate", type=float, default=CHAOS_FAULTS.error_rate)
+    p.add_argument("--timeout-rate", type=float, default=CHAOS_FAULTS.timeout_rate)
+    p.add_argument("--latency-ms", type=float, default=CHAOS_FAULTS.latency_ms)
+    p.add_argument("--drop-notify-rate", type=float, default=CHAOS_FAULTS.drop_notify_rate)
     p.add_argument("--duplicate-notify-rate", type=float,
-                   default=FaultSpec.duplicate_notify_rate)
+                   default=CHAOS_FAULTS.duplicate_notify_rate)
     p.add_argument("--redis-cluster", action="store_true",
                    help="a local 3-master / 3-replica Redis Cluster instead of one Redis")
     p.add_argument("--redis-kills", type=int, default=0,
@@ -593,7 +582,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, bool]:
     a = p.parse_args(argv)
     if a.redis_kills and not a.redis_cluster:
         p.error("--redis-kills needs --redis-cluster")
-    faults = FaultSpec(error_rate=a.error_rate, timeout_rate=a.timeout_rate,
+    faults = Faults(error_rate=a.error_rate, timeout_rate=a.timeout_rate,
                        latency_ms=a.latency_ms, latency_jitter_ms=a.latency_ms,
                        drop_notify_rate=a.drop_notify_rate,
                        duplicate_notify_rate=a.duplicate_notify_rate)

@@ -36,6 +36,16 @@ from loadtest.redis_cluster import LocalCluster
 from router.embedded import EmbeddedRedis, free_port
 
 HIGH_LIMIT = 1_000_000_000  # rate limits nobody reaches
+# Gateway configuration: merchant and payer limits out of the way of a load test.
+UNLIMITED_TOML = f"""
+[limits.merchant]
+rps = {HIGH_LIMIT}
+burst = {HIGH_LIMIT}
+
+[limits.payer]
+rps = {HIGH_LIMIT}
+burst = {HIGH_LIMIT}
+"""
 # Variables the gateway reads on top of its configuration: a REDIS_URL left in the
 # caller's environment must not point the benchmark at a real Redis.
 _SCRUBBED_ENV = ("REDIS_URL", "PAYROUTER_DATA_DIR", "PAYROUTER_ADMIN_TOKEN",
@@ -144,14 +154,7 @@ port = {port}
 [redis]
 url = {orjson.dumps(redis_url).decode()}
 
-[limits.merchant]
-rps = {HIGH_LIMIT}
-burst = {HIGH_LIMIT}
-
-[limits.payer]
-rps = {HIGH_LIMIT}
-burst = {HIGH_LIMIT}
-
+{UNLIMITED_TOML}
 [rails.instant]
 
 [rails.bank]

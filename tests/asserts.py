@@ -45,7 +45,13 @@ async def payment_count(client: Client, out_trade_no: str) -> int:
     return 1 if found.status == 200 else 0
 
 
+def rail_order(payment: dict[str, Any]) -> str:
+    """The rail order number of a payment's first attempt (as the API shows it)."""
+    no: str = payment["attempts"][0]["rail_order_no"]
+    return no
+
+
 async def ledger_order(bank_sim: BankSim, payment: dict[str, Any]) -> dict[str, Any] | None:
     ledger = await bank_sim.ledger()
-    order: dict[str, Any] | None = ledger["orders"].get(payment["attempts"][0]["rail_order_no"])
+    order: dict[str, Any] | None = ledger["orders"].get(rail_order(payment))
     return order

@@ -661,8 +661,8 @@ class Simulation:
         if not self.otns:
             return None
         otn = self.rng.choice(self.otns)
-        pid = await self.store.payment_id_for(self.merchant.shard, self.merchant.id, otn)
-        return await self.store.load_payment(pid) if pid else None
+        return await self.store.payment_by_out_trade_no(self.merchant.shard,
+                                                         self.merchant.id, otn)
 
     async def _one_refund(self, payment: Payment) -> None:
         if self.refund_nos and self.rng.random() < 0.15:
@@ -737,9 +737,11 @@ class Simulation:
     # ----------------------------------------------------------------- invariants
     async def _snapshot(self) -> list[tuple[Payment, dict[bytes, bytes], list[Any]]]:
         async def one(otn: str) -> tuple[Payment, dict[bytes, bytes], list[Any]] | None:
-            pid = await self.store.payment_id_for(self.merchant.shard, self.merchant.id, otn)
-            if pid is None:
+            found = await self.store.payment_by_out_trade_no(self.merchant.shard,
+                                                              self.merchant.id, otn)
+            if found is None:
                 return None
+            pid = found.id
             raw, refunds = await asyncio.gather(
                 self.store._hash(keys.payment(self.merchant.shard, pid)),
                 self.store.refunds_of(pid))

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from adapters.bank import protocol
 from router.store import codec, keys
+from tests.asserts import rail_order
 from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import Receiver, webhook_receiver
@@ -50,11 +51,6 @@ async def native_payment(client: Client, otn: str, **extra: Any) -> dict[str, An
     assert created.body["status"] == "requires_action"
     body: dict[str, Any] = created.body
     return body
-
-
-def rail_order(payment: dict[str, Any]) -> str:
-    no: str = payment["attempts"][0]["rail_order_no"]
-    return no
 
 
 async def sim_pay(bank_sim: BankSim, order_no: str) -> None:

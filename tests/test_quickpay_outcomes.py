@@ -13,6 +13,7 @@ import pytest
 
 from adapters.base import Query, RailStatus, Reverse
 from router.domain import Status
+from tests.asserts import rail_order
 from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import Receiver, webhook_receiver
@@ -25,11 +26,6 @@ pytestmark = pytest.mark.both_topologies
 async def receiver() -> AsyncIterator[Receiver]:
     async with webhook_receiver() as r:
         yield r
-
-
-def rail_order(payment: dict[str, Any]) -> str:
-    no: str = payment["attempts"][0]["rail_order_no"]
-    return no
 
 
 async def ledger_order(bank_sim: BankSim, payment: dict[str, Any]) -> dict[str, Any]:

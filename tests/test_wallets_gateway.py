@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from adapters.alipay import protocol as alipay
 from adapters.wechatpay import protocol as wechat
 from router.store import codec, keys
+from tests.asserts import rail_order
 from tests.conftest import Sim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import Receiver, webhook_receiver
@@ -81,11 +82,6 @@ async def create(client: Client, body: dict[str, Any], status: int = 201) -> dic
     assert reply.status == status, reply.body
     created: dict[str, Any] = reply.body
     return created
-
-
-def rail_order(payment: dict[str, Any]) -> str:
-    no: str = payment["attempts"][0]["rail_order_no"]
-    return no
 
 
 async def status_of(client: Client, pid: str) -> str:

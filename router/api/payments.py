@@ -50,8 +50,7 @@ async def find_payment(request: web.Request) -> web.Response:
     otn = request.query.get("out_trade_no")
     if not otn:
         raise validation_error("out_trade_no", "Give out_trade_no to look a payment up.")
-    pid = await svc.store.payment_id_for(merchant.shard, merchant.id, otn)
-    payment = await svc.store.load_payment(pid) if pid else None
+    payment = await svc.store.payment_by_out_trade_no(merchant.shard, merchant.id, otn)
     if payment is None:
         raise not_found("payment")
     return json_reply(200, payment.to_json())

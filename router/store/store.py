@@ -212,14 +212,15 @@ class Store:
         fields = await self._hash(keys.payment(shard, payment_id))
         return Payment.from_hash(fields) if fields else None
 
-    async def payment_id_for(self, shard: int, merchant_id: str, otn: str) -> str | None:
-        """The id of the merchant's payment for `otn`, if there is one."""
-        pid = keys.payment_id(shard, merchant_id, otn)
-        if await self.link.call("EXISTS", keys.payment(shard, pid)):
-            return pid
+    async def payment_by_out_trade_no(self, shard: int, merchant_id: str,
+                                      otn: str) -> Payment | None:
+        """The merchant's payment for `otn`, if there is one: one read, by its derived id."""
+        found = await self.load_payment(keys.payment_id(shard, merchant_id, otn))
+        if found is not None:
+            return found
         # A payment created before ids were derived: its index entry names it.
         raw = await self.link.call("GET", keys.out_trade_no(shard, merchant_id, otn))
-        return bytes(raw).decode().split("|", 1)[0] if raw else None
+        return await self.load_payment(bytes(raw).decode().split("|", 1)[0]) if raw else None
 
     async def reschedule(self, shard: int, member: str, due_ms: int | None) -> None:
         """Move a sweeper entry (None: remove it)."""
