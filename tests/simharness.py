@@ -76,6 +76,19 @@ class SimHarness:
             await self.call(op, adapter)
         return info.value
 
+    async def sim(self, method: str, path: str, payload: object = None) -> tuple[int, Any]:
+        """A `/sim/*` control; `payload` goes as JSON, or as it is when it is a string."""
+        body: dict[str, Any] = {"data": payload} if isinstance(payload, str) else {"json": payload}
+        async with self.session.request(method, self.server.make_url(path), **body) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def ledger(self) -> Any:
+        return (await self.sim("GET", "/sim/ledger"))[1]
+
+    async def faults(self, **faults: float) -> None:
+        status, answer = await self.sim("POST", "/sim/faults", faults)
+        assert status == 200, answer
+
     async def serve_receiver(self, receiver: Receiver) -> Receiver:
         app = web.Application()
         app.router.add_post("/notify", receiver.handle)

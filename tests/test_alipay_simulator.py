@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestServer
 from adapters.alipay import protocol
 from adapters.alipay.adapter import AlipayAdapter
 from adapters.alipay.protocol import AlipayCredentials
-from adapters.alipay.simulator import SIM_KEY, Runtime, SimulatorOptions, create_app
+from adapters.alipay.simulator.app import SIM_KEY, create_app
+from adapters.alipay.simulator.runtime import Runtime
 from adapters.base import (
     Charge,
     Close,
@@ -33,6 +34,7 @@ from adapters.base import (
     RefundQuery,
     Reverse,
 )
+from adapters.simkit.runtime import SimulatorOptions
 from tests.simharness import Receiver, SimHarness
 
 pytestmark = pytest.mark.asyncio
@@ -74,18 +76,6 @@ class Alipay(SimHarness):
             assert resp.status == 200
             answer: dict[str, Any] = json.loads(await resp.read())
             return answer
-
-    async def sim(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
-        kwargs: dict[str, Any] = {"data": payload} if isinstance(payload, str) else {}
-        async with self.session.request(method, self.server.make_url(path), **kwargs) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-    async def ledger(self) -> Any:
-        return (await self.sim("GET", "/sim/ledger"))[1]
-
-    async def faults(self, **faults: float) -> None:
-        async with self.session.post(self.server.make_url("/sim/faults"), json=faults) as resp:
-            assert resp.status == 200, await resp.text()
 
     async def receiver(self, bodies: list[bytes] | None = None) -> Receiver:
         scripted = [web.Response(body=b) for b in bodies or []]
@@ -463,28 +453,6 @@ async def test_notification_resent_until_exactly_success(start_alipay: StartAlip
     assert receiver.queue.empty()
 
 
-async def test_duplicate_notification_fault(alipay: Alipay) -> None:
-    await alipay.faults(duplicate_notify_rate=1.0)
-    receiver = await alipay.receiver()
-    await alipay.call(charge("n2", "native", notify_url=receiver.url))
-    await alipay.sim("POST", "/sim/orders/n2/pay")
-    first, second = await alipay.notification(receiver), await alipay.notification(receiver)
-    assert first == second
-
-
-async def test_dropped_notifications_are_abandoned_after_eight_sends(
-    start_alipay: StartAlipay,
-) -> None:
-    alipay = await start_alipay(SimulatorOptions(time_scale=1e-6, hang_seconds=0.3, seed=1))
-    await alipay.faults(drop_notify_rate=1.0)
-    receiver = await alipay.receiver()
-    await alipay.call(charge("n4", "native", notify_url=receiver.url))
-    await alipay.sim("POST", "/sim/orders/n4/pay")
-    await asyncio.wait_for(alipay.runtime.notifications_settled(), WAIT)
-    assert receiver.queue.empty()
-    assert (await alipay.ledger())["orders"]["n4"]["charges"] == 1
-
-
 async def test_notification_form_is_signed_and_has_no_empty_fields(alipay: Alipay) -> None:
     receiver = await alipay.receiver()
     await alipay.call(charge("n3", "native", notify_url=receiver.url))
@@ -496,39 +464,6 @@ async def test_notification_form_is_signed_and_has_no_empty_fields(alipay: Alipa
     assert fields["sign_type"] == "RSA2" and fields["notify_type"] == "trade_status_sync"
     assert fields["seller_id"] == protocol.sandbox_seller_id(alipay.creds.app_id)
     assert json.loads(fields["fund_bill_list"])[0]["amount"] == "10.00"
-
-
-# --------------------------------------------------------------------------- faults
-async def test_error_fault_is_signed_and_not_applied(alipay: Alipay) -> None:
-    await alipay.faults(error_rate=1.0)
-    codes = set()
-    for i in range(8):
-        err = await alipay.refused(quickpay(f"e{i}", "283456789012345671"))
-        assert not err.definitive
-        codes.add(err.code)
-    assert codes == {"isp.unknow-error", "ACQ.SYSTEM_ERROR"}
-    assert (await alipay.ledger())["totals"]["orders"] == 0
-    await alipay.faults()
-    assert (await alipay.call(quickpay("e0", "283456789012345671"))).status is RailStatus.SUCCEEDED
-
-
-async def test_timeout_fault_applies_without_answer(alipay: Alipay) -> None:
-    await alipay.faults(timeout_rate=1.0)
-    request = alipay.adapter.build(quickpay("t1", "283456789012345671"))
-    assert isinstance(request, HttpRequest)
-    with pytest.raises(aiohttp.ServerDisconnectedError):
-        await alipay.exchange(request)
-    await alipay.faults()
-    assert (await alipay.call(Query("t1"))).status is RailStatus.SUCCEEDED
-
-
-async def test_fault_settings_are_validated(alipay: Alipay) -> None:
-    async with alipay.session.post(
-        alipay.server.make_url("/sim/faults"), json={"error_rate": 2}
-    ) as resp:
-        assert resp.status == 400
-    async with alipay.session.post(alipay.server.make_url("/sim/faults"), json={"x": 1}) as resp:
-        assert resp.status == 400
 
 
 # --------------------------------------------------------------------------- helpers

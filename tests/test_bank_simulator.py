@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from adapters.bank import protocol
 from adapters.bank.adapter import BankAdapter
 from adapters.bank.protocol import BankCredentials
-from adapters.bank.simulator import SIM_KEY, SimulatorOptions, create_app
+from adapters.bank.simulator.app import SIM_KEY, create_app
 from adapters.base import (
     Charge,
     Close,
@@ -31,6 +31,7 @@ from adapters.base import (
     RefundQuery,
     Reverse,
 )
+from adapters.simkit.runtime import SimulatorOptions
 from tests.simharness import Receiver, SimHarness
 
 pytestmark = pytest.mark.asyncio
@@ -69,13 +70,6 @@ class Bank(SimHarness):
         url = str(self.server.make_url(path))
         response = await self.exchange(HttpRequest(method, url, headers, body))
         return response.status, json.loads(response.body), response
-
-    async def sim(self, method: str, path: str, payload: object = None) -> tuple[int, Any]:
-        async with self.session.request(method, self.server.make_url(path), json=payload) as resp:
-            return resp.status, await resp.json()
-
-    async def ledger(self) -> Any:
-        return (await self.sim("GET", "/sim/ledger"))[1]
 
     async def receiver(self, statuses: list[int] | None = None) -> Receiver:
         scripted = [web.Response(status=s) for s in statuses or []]
@@ -347,59 +341,7 @@ async def test_invalid_bodies_are_rejected(bank: Bank) -> None:
     assert (await bank.ledger())["totals"]["orders"] == 0
 
 
-# --------------------------------------------------------------------------- faults
-async def test_fault_settings_are_validated(bank: Bank) -> None:
-    for bad in (
-        {"error_rate": 1.5},
-        {"error_rate": "0.1"},
-        {"timeout_rate": True},
-        {"latency_ms": -1},
-        {"explode": 1},
-        [1],
-    ):
-        status, payload = await bank.sim("POST", "/sim/faults", bad)
-        assert (status, payload["code"]) == (400, "INVALID_REQUEST"), bad
-    status, payload = await bank.sim("POST", "/sim/faults", {"error_rate": 0.2, "latency_ms": 5})
-    assert status == 200 and payload["error_rate"] == 0.2 and payload["timeout_rate"] == 0
-    assert (await bank.sim("GET", "/sim/faults"))[1] == payload
-    await bank.sim("POST", "/sim/faults", {})
-    assert set((await bank.sim("GET", "/sim/faults"))[1].values()) == {0}
-
-
-async def test_error_rate_answers_system_error_without_applying(bank: Bank) -> None:
-    await bank.sim("POST", "/sim/faults", {"error_rate": 1})
-    err = await bank.refused(quickpay("e1", "134567890123456781"))
-    assert (err.code, err.definitive) == ("SYSTEM_ERROR", False)
-    assert (await bank.ledger())["totals"]["orders"] == 0  # /sim/* is never faulted
-    await bank.sim("POST", "/sim/faults", {})
-    assert (await bank.call(quickpay("e1", "134567890123456781"))).status is RailStatus.SUCCEEDED
-
-
-async def test_timeout_rate_applies_then_withholds(bank: Bank) -> None:
-    await bank.sim("POST", "/sim/faults", {"timeout_rate": 1})
-    with pytest.raises(aiohttp.ServerDisconnectedError):
-        await bank.call(quickpay("t1", "134567890123456781"))
-    await bank.sim("POST", "/sim/faults", {})
-    assert (await bank.ledger())["orders"]["t1"]["charges"] == 1
-
-
-async def test_latency_delays_answers(bank: Bank) -> None:
-    await bank.sim("POST", "/sim/faults", {"latency_ms": 120})
-    started = time.monotonic()
-    assert (await bank.call(Query("nothing"))).status is RailStatus.NOT_FOUND
-    assert time.monotonic() - started >= 0.1
-
-
-async def test_duplicate_notifications_share_an_id(bank: Bank) -> None:
-    receiver = await bank.receiver()
-    await bank.call(native("d1", receiver.url))
-    await bank.sim("POST", "/sim/faults", {"duplicate_notify_rate": 1})
-    await bank.sim("POST", "/sim/orders/d1/pay")
-    first, second = await receiver.next(), await receiver.next()
-    assert json.loads(first[1])["id"] == json.loads(second[1])["id"]
-    bank.adapter.verify_notification(*second)
-
-
+# --------------------------------------------------------------------------- notifications
 async def test_unacknowledged_notifications_are_retried(bank: Bank) -> None:
     receiver = await bank.receiver(statuses=[500, 503])
     await bank.call(native("n1", receiver.url))
@@ -416,16 +358,6 @@ async def test_notifications_give_up_after_ten_tries(start_bank: StartBank) -> N
     sim = bank.server.app[SIM_KEY]
     await asyncio.wait_for(sim.notifications_settled(), WAIT)
     assert receiver.queue.qsize() == 10
-
-
-async def test_dropped_notifications_never_arrive(start_bank: StartBank) -> None:
-    bank = await start_bank(SimulatorOptions(time_scale=1e-5, seed=1))
-    receiver = await bank.receiver()
-    await bank.call(native("g2", receiver.url))
-    await bank.sim("POST", "/sim/faults", {"drop_notify_rate": 1})
-    await bank.sim("POST", "/sim/orders/g2/pay")
-    await asyncio.wait_for(bank.server.app[SIM_KEY].notifications_settled(), WAIT)
-    assert receiver.queue.empty()
 
 
 # --------------------------------------------------------------------------- lifecycle

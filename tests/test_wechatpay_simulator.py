@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
@@ -28,10 +28,11 @@ from adapters.base import (
     RefundQuery,
     Reverse,
 )
+from adapters.simkit.runtime import SimulatorOptions
 from adapters.wechatpay import protocol
 from adapters.wechatpay.adapter import PartnerIds, WeChatPayAdapter
 from adapters.wechatpay.protocol import WeChatPayCredentials
-from adapters.wechatpay.simulator import SIM_KEY, SimulatorOptions, create_app
+from adapters.wechatpay.simulator.app import SIM_KEY, create_app
 from tests.simharness import Receiver, SimHarness
 
 pytestmark = pytest.mark.asyncio
@@ -78,13 +79,6 @@ class WeChat(SimHarness):
         parsed = json.loads(response.body) if response.body else {}
         return response.status, parsed, response
 
-    async def sim(self, method: str, path: str, payload: object = None) -> tuple[int, Any]:
-        async with self.session.request(method, self.server.make_url(path), json=payload) as resp:
-            return resp.status, await resp.json()
-
-    async def ledger(self) -> Any:
-        return (await self.sim("GET", "/sim/ledger"))[1]
-
     async def receiver(self, statuses: list[int] | None = None) -> Receiver:
         scripted = [web.Response(status=s) for s in statuses or []]
         return await self.serve_receiver(Receiver(scripted, web.Response(status=204), WAIT))
@@ -93,7 +87,10 @@ class WeChat(SimHarness):
         await asyncio.wait_for(self.server.app[SIM_KEY].notifications_settled(), WAIT)
 
 
-StartWeChat = Callable[[SimulatorOptions], Awaitable[WeChat]]
+class StartWeChat(Protocol):
+    def __call__(
+        self, options: SimulatorOptions, *, userpaying_as_202: bool = False
+    ) -> Awaitable[WeChat]: ...
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +103,9 @@ def creds(tmp_path_factory: pytest.TempPathFactory) -> WeChatPayCredentials:
 async def start_wechat(creds: WeChatPayCredentials) -> AsyncIterator[StartWeChat]:
     async with AsyncExitStack() as stack:
 
-        async def start(options: SimulatorOptions) -> WeChat:
-            server = TestServer(create_app(creds, options), host="127.0.0.1", port=0)
+        async def start(options: SimulatorOptions, *, userpaying_as_202: bool = False) -> WeChat:
+            app = create_app(creds, options, userpaying_as_202=userpaying_as_202)
+            server = TestServer(app, host="127.0.0.1", port=0)
             await server.start_server()
             stack.push_async_callback(server.close)
             session = aiohttp.ClientSession()
@@ -187,7 +185,7 @@ async def test_declined_code_is_a_definitive_refusal(wx: WeChat) -> None:
 
 @pytest.mark.parametrize("as_202", [False, True])
 async def test_confirming_code_pays_by_itself(start_wechat: StartWeChat, as_202: bool) -> None:
-    wx = await start_wechat(dataclasses.replace(FAST, userpaying_as_202=as_202))
+    wx = await start_wechat(FAST, userpaying_as_202=as_202)
     op = quickpay("cp_0005", code("5"))
     request = wx.adapter.build(op)
     assert isinstance(request, HttpRequest)
@@ -204,7 +202,7 @@ async def test_confirming_code_pays_by_itself(start_wechat: StartWeChat, as_202:
 
 @pytest.mark.parametrize("as_202", [False, True])
 async def test_never_confirming_code_is_reversed(start_wechat: StartWeChat, as_202: bool) -> None:
-    wx = await start_wechat(dataclasses.replace(FAST, userpaying_as_202=as_202))
+    wx = await start_wechat(FAST, userpaying_as_202=as_202)
     op = quickpay("cp_0006", code("6"))
     assert (await wx.call(op)).status is RailStatus.PROCESSING
     assert (await wx.call(Query("cp_0006"))).status is RailStatus.PROCESSING
@@ -507,35 +505,6 @@ async def test_partner_codepay_and_reverse(wx: WeChat) -> None:
     assert (await wx.ledger())["orders"][f"{SUB}/pt_cp_01"]["status"] == "REVOKED"
 
 
-# --------------------------------------------------------------------------- faults
-async def test_fault_settings_are_validated(wx: WeChat) -> None:
-    for bad in ({"error_rate": 1.5}, {"timeout_rate": True}, {"latency_ms": -1}, {"x": 1}, [1]):
-        status, payload = await wx.sim("POST", "/sim/faults", bad)
-        assert (status, payload["code"]) == (400, "INVALID_REQUEST"), bad
-    status, payload = await wx.sim("POST", "/sim/faults", {"error_rate": 0.2})
-    assert status == 200 and payload["error_rate"] == 0.2
-    await wx.sim("POST", "/sim/faults", {})
-    assert set((await wx.sim("GET", "/sim/faults"))[1].values()) == {0}
-
-
-async def test_error_rate_answers_signed_system_error_without_applying(wx: WeChat) -> None:
-    await wx.sim("POST", "/sim/faults", {"error_rate": 1})
-    err = await wx.refused(quickpay("ft_0001", code("1")))
-    assert (err.code, err.definitive) == ("SYSTEM_ERROR", False)
-    assert "unsigned" not in err.message
-    assert (await wx.ledger())["totals"]["orders"] == 0  # /sim/* is never faulted
-    await wx.sim("POST", "/sim/faults", {})
-    assert (await wx.call(quickpay("ft_0001", code("1")))).status is RailStatus.SUCCEEDED
-
-
-async def test_timeout_rate_applies_then_withholds(wx: WeChat) -> None:
-    await wx.sim("POST", "/sim/faults", {"timeout_rate": 1})
-    with pytest.raises(aiohttp.ServerDisconnectedError):
-        await wx.call(quickpay("ft_0002", code("1")))
-    await wx.sim("POST", "/sim/faults", {})
-    assert (await wx.ledger())["orders"]["ft_0002"]["charges"] == 1
-
-
 # --------------------------------------------------------------------------- notifications
 async def test_unacknowledged_notifications_are_resent(wx: WeChat) -> None:
     receiver = await wx.receiver(statuses=[500, 400])
@@ -548,16 +517,6 @@ async def test_unacknowledged_notifications_are_resent(wx: WeChat) -> None:
     assert len({headers["Wechatpay-Nonce"] for headers, _ in attempts}) == 3
 
 
-async def test_duplicate_notifications_share_an_id(wx: WeChat) -> None:
-    receiver = await wx.receiver()
-    await wx.call(payer_scene("nf_0002", "native", receiver.url))
-    await wx.sim("POST", "/sim/faults", {"duplicate_notify_rate": 1})
-    await wx.sim("POST", "/sim/orders/nf_0002/pay")
-    first, second = await receiver.next(), await receiver.next()
-    assert json.loads(first[1])["id"] == json.loads(second[1])["id"]
-    wx.adapter.verify_notification(*second)
-
-
 async def test_notifications_give_up_after_the_schedule(start_wechat: StartWeChat) -> None:
     wx = await start_wechat(SimulatorOptions(time_scale=1e-6, seed=1))
     receiver = await wx.receiver(statuses=[500] * 50)
@@ -565,16 +524,6 @@ async def test_notifications_give_up_after_the_schedule(start_wechat: StartWeCha
     await wx.sim("POST", "/sim/orders/nf_0003/pay")
     await wx.settled()
     assert receiver.queue.qsize() == 16
-
-
-async def test_dropped_notifications_never_arrive(start_wechat: StartWeChat) -> None:
-    wx = await start_wechat(SimulatorOptions(time_scale=1e-6, seed=1))
-    receiver = await wx.receiver()
-    await wx.call(payer_scene("nf_0004", "native", receiver.url))
-    await wx.sim("POST", "/sim/faults", {"drop_notify_rate": 1})
-    await wx.sim("POST", "/sim/orders/nf_0004/pay")
-    await wx.settled()
-    assert receiver.queue.empty()
 
 
 # --------------------------------------------------------------------------- lifecycle

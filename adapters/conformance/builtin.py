@@ -9,16 +9,17 @@ from aiohttp import web
 
 from adapters.base import RailResult, RailStatus
 from adapters.conformance.kit import CAPABILITIES, EnvSettings, RailKit, SimSpec, expect
+from adapters.simkit.runtime import SimulatorOptions
 
 
 def _bank_kit() -> RailKit:
-    from adapters.bank import adapter, protocol, simulator
+    from adapters.bank import adapter, protocol
+    from adapters.bank.simulator import app as simulator
 
     def create_app(bundle: object, s: EnvSettings) -> web.Application:
         if not isinstance(bundle, protocol.BankCredentials):
             raise TypeError("a bank bundle is needed")
-        options = simulator.SimulatorOptions(time_scale=s.time_scale,
-                                             hang_seconds=s.hang_seconds, seed=7)
+        options = SimulatorOptions(time_scale=s.time_scale, hang_seconds=s.hang_seconds, seed=7)
         return simulator.create_app(bundle, options)
 
     async def settled(app: web.Application) -> None:
@@ -42,13 +43,13 @@ def _bank_kit() -> RailKit:
 
 
 def _wechatpay_kit() -> RailKit:
-    from adapters.wechatpay import adapter, protocol, simulator
+    from adapters.wechatpay import adapter, protocol
+    from adapters.wechatpay.simulator import app as simulator
 
     def create_app(bundle: object, s: EnvSettings) -> web.Application:
         if not isinstance(bundle, protocol.WeChatPayCredentials):
             raise TypeError("a wechatpay bundle is needed")
-        options = simulator.SimulatorOptions(time_scale=s.time_scale,
-                                             hang_seconds=s.hang_seconds, seed=7)
+        options = SimulatorOptions(time_scale=s.time_scale, hang_seconds=s.hang_seconds, seed=7)
         return simulator.create_app(bundle, options)
 
     async def settled(app: web.Application) -> None:
@@ -87,13 +88,13 @@ async def _alipay_present(session: aiohttp.ClientSession, sim_url: str,
 
 
 def _alipay_kit() -> RailKit:
-    from adapters.alipay import adapter, protocol, simulator
+    from adapters.alipay import adapter, protocol
+    from adapters.alipay.simulator import app as simulator
 
     def create_app(bundle: object, s: EnvSettings) -> web.Application:
         if not isinstance(bundle, protocol.AlipayCredentials):
             raise TypeError("an alipay bundle is needed")
-        options = simulator.SimulatorOptions(time_scale=s.time_scale,
-                                             hang_seconds=s.hang_seconds, seed=7)
+        options = SimulatorOptions(time_scale=s.time_scale, hang_seconds=s.hang_seconds, seed=7)
         return simulator.create_app(bundle, options)
 
     async def settled(app: web.Application) -> None:
