@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -24,7 +23,14 @@ from aiohttp import web
 from router.app import create_app
 from router.embedded import EmbeddedRedis, free_port
 from router.security import Secret
-from router.settings import LimitSettings, RailSettings, RateLimit, ServerSettings, Settings
+from router.settings import (
+    LimitSettings,
+    RailSettings,
+    RateLimit,
+    RedisSettings,
+    ServerSettings,
+    Settings,
+)
 from router.store import keys
 
 ADMIN = "bench-admin"
@@ -35,7 +41,7 @@ async def measure(redis_url: str, data_dir: Path, count: int) -> dict[str, float
     port = free_port()
     settings = Settings(
         server=ServerSettings(port=port),
-        redis=replace(Settings().redis, url=redis_url),
+        redis=RedisSettings(url=redis_url),
         rails=(RailSettings(name="instant"),),
         limits=LimitSettings(merchant=UNLIMITED, payer=UNLIMITED),
         data_dir=data_dir,

@@ -47,7 +47,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from adapters.simkit import Faults
+from adapters.simkit.faults import Faults
 from loadtest.procs import HOST, BenchError, Child, http_json, wait_ready
 from loadtest.redis_cluster import LocalCluster
 from loadtest.stack import UNLIMITED_TOML, Workspace, create_merchant, run_guarded

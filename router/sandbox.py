@@ -11,18 +11,20 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from msgspec.structs import replace
 
+from adapters.simkit.runtime import SimulatorOptions
 from router.embedded import free_port
 from router.merchants import MerchantDirectory
 from router.security import Secret, random_token
 from router.settings import RailSettings, Settings
 
 # Built-in rails with a simulator: `adapters.<rail>.protocol.load_or_create_bundle` and
-# `adapters.<rail>.simulator.create_app(credentials, SimulatorOptions(...))` each.
+# `adapters.<rail>.simulator.app.create_app(credentials, SimulatorOptions(...))` each.
 SIMULATED_RAILS = ("bank", "wechatpay", "alipay")
 
 
@@ -42,10 +44,10 @@ def simulator_app(rail: str, keys_dir: Path, time_scale: float = 1.0) -> web.App
     if rail not in SIMULATED_RAILS:
         raise ValueError(f"no simulator for rail {rail!r}")
     protocol = importlib.import_module(f"adapters.{rail}.protocol")
-    simulator = importlib.import_module(f"adapters.{rail}.simulator")
+    simulator = importlib.import_module(f"adapters.{rail}.simulator.app")
     credentials = protocol.load_or_create_bundle(keys_dir)
     app: web.Application = simulator.create_app(
-        credentials, simulator.SimulatorOptions(time_scale=time_scale))
+        credentials, SimulatorOptions(time_scale=time_scale))
     return app
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from msgspec.structs import replace
 
+from adapters.simkit.runtime import SimulatorOptions
 from router.embedded import EmbeddedRedis, free_port
 from router.settings import RailSettings, Settings
 from tests.helpers import Gateway, fast_settings, start_gateway
@@ -88,7 +90,7 @@ class Sim:
 
     @property
     def runtime(self) -> Any:
-        return self.app[importlib.import_module(f"adapters.{self.rail}.simulator").SIM_KEY]
+        return self.app[importlib.import_module(f"adapters.{self.rail}.simulator.app").SIM_KEY]
 
     async def ledger(self) -> dict[str, Any]:
         async with self.session.get(f"{self.base_url}/sim/ledger") as resp:
@@ -106,10 +108,10 @@ BankSim = Sim  # the name most tests know it by
 async def _start_sim(rail: str, keys_dir: Path,
                      http: aiohttp.ClientSession) -> tuple[Sim, web.AppRunner]:
     protocol = importlib.import_module(f"adapters.{rail}.protocol")
-    simulator = importlib.import_module(f"adapters.{rail}.simulator")
+    simulator = importlib.import_module(f"adapters.{rail}.simulator.app")
     app = simulator.create_app(
         protocol.load_or_create_bundle(keys_dir),
-        simulator.SimulatorOptions(time_scale=0.1, hang_seconds=5.0, seed=7))
+        SimulatorOptions(time_scale=0.1, hang_seconds=5.0, seed=7))
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     port = free_port()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -19,6 +19,7 @@ from router.services import SERVICES, Services
 from router.settings import (
     IdempotencySettings,
     RailSettings,
+    RedisSettings,
     ServerSettings,
     Settings,
     SweeperSettings,
@@ -35,7 +36,7 @@ def fast_settings(redis_url: str, rails: tuple[RailSettings, ...], port: int,
 
     return Settings(
         server=ServerSettings(host="127.0.0.1", port=port),
-        redis=replace(Settings().redis, url=redis_url),
+        redis=RedisSettings(url=redis_url),
         rails=rails,
         idempotency=IdempotencySettings(lease_s=2.0),
         sweeper=SweeperSettings(interval_s=0.05, first_check_s=2.0, query_every_s=0.25,

@@ -1,7 +1,7 @@
 """deploy/: no container engine runs here, so the manifests are checked as data — every
 YAML parses, the fields that matter are present and consistent (probes, grace period,
 Secret references, selectors, HPA target, compose wiring), the gateway configurations load
-with `router.settings.load` and name rails that exist, and local-cluster.sh is valid bash."""
+with `router.config_file.load` and name rails that exist, and local-cluster.sh is valid bash."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from adapters import registry
+from router.config_file import load
 from router.sandbox import SIMULATED_RAILS
-from router.settings import Settings, load
+from router.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 K8S = DEPLOY / "k8s"

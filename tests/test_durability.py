@@ -4,10 +4,10 @@ load and restarted loses no payment the gateway acknowledged."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+from msgspec.structs import replace
 
 from router.embedded import EmbeddedRedis, free_port
 from router.settings import LimitSettings, RailSettings, RateLimit

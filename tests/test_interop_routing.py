@@ -8,12 +8,12 @@ buyer id, or their explicit choice) picks the rail."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from msgspec.structs import replace
 
 from tests.conftest import Sim, gateway_settings
 from tests.helpers import Gateway, start_gateway

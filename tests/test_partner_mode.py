@@ -5,11 +5,11 @@ speaks the partner endpoints; no other merchant can reach that rail."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 import pytest
+from msgspec.structs import replace
 
 from router.settings import RailSettings
 from tests.conftest import Sim, gateway_settings

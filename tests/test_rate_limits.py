@@ -4,11 +4,11 @@ call is a 429 with Retry-After and RateLimit-* headers and has no side effect.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 import pytest
+from msgspec.structs import replace
 
 from router.settings import RateLimit
 from tests.asserts import assert_error
