@@ -27,15 +27,45 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "Notification",
+    "NotificationKind",
     "Operation",
     "Query",
     "RailError",
+    "RailErrorCode",
     "RailResult",
     "RailStatus",
     "Refund",
     "RefundQuery",
     "Reverse",
+    "Scene",
 ]
+
+
+# --------------------------------------------------------------------------- vocabularies
+class Scene(enum.StrEnum):
+    """How the payer pays: `quickpay` (merchant scans the payer's code), `native` (payer
+    scans the merchant's QR), `jsapi` (in-app web / official account), `mini_program`,
+    `app` (SDK in a merchant app), `h5` (mobile browser)."""
+
+    QUICKPAY = "quickpay"  # the merchant scans the payer's code (付款码)
+    NATIVE = "native"  # the payer scans the merchant's QR code
+    JSAPI = "jsapi"  # inside the wallet's own browser (official account / life account)
+    MINI_PROGRAM = "mini_program"
+    APP = "app"
+    H5 = "h5"  # a mobile browser outside the wallet
+
+
+class RailErrorCode(enum.StrEnum):
+    """The codes the router itself gives a `RailError` (rails' own codes pass through as
+    the rail spells them)."""
+
+    TIMEOUT = "RAIL_TIMEOUT"  # sent, no answer in time: unknown
+    UNREACHABLE = "RAIL_UNREACHABLE"  # never connected, so never sent: definitive
+    CONNECTION_LOST = "RAIL_CONNECTION_LOST"  # broke after sending: unknown
+    MALFORMED_RESPONSE = "MALFORMED_RESPONSE"  # an answer that cannot be read: unknown
+    NOTIFICATION_UNVERIFIABLE = "NOTIFICATION_UNVERIFIABLE"
+    INVALID_REQUEST = "INVALID_REQUEST"  # the rail cannot take the request as it is
+    NEVER_RECEIVED = "rail_never_received"  # the rail still has no such order, too late
 
 
 # --------------------------------------------------------------------------- wire shapes
@@ -165,24 +195,34 @@ class RailError(Exception):
     `definitive=True` means the rail said no and moved no money: the payment may fail
     (or fail over). `definitive=False` means nothing can be concluded: the payment stays
     `processing` and the sweeper queries the rail.
+
+    `param` names the canonical request field at fault (`amount`, `payer.openid`...)
+    when the refusal is about the request itself, so the API's error can point at it.
     """
 
-    __slots__ = ("code", "definitive", "message")
+    __slots__ = ("code", "definitive", "message", "param")
 
-    def __init__(self, code: str, message: str, *, definitive: bool) -> None:
+    def __init__(self, code: str, message: str, *, definitive: bool,
+                 param: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.definitive = definitive
+        self.param = param
 
 
 # --------------------------------------------------------------------------- notifications
+class NotificationKind(enum.StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class Notification:
     """A verified asynchronous message from a rail."""
 
-    kind: str  # "payment" | "refund"
+    kind: NotificationKind
     rail_order_no: str
     result: RailResult
     rail_refund_no: str | None = None

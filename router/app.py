@@ -18,15 +18,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from adapters import registry
 from adapters.base import AdapterConfig
 from router.api import admin, notify, ops, payments, refunds, routing, sandbox
-from router.engine import Engine
+from router.clock import SYSTEM_CLOCK, Clock
 from router.interop import checkout_codes, share_links
 from router.merchants import MerchantDirectory, load_pepper
 from router.metrics import Metrics
-from router.middleware import errors_and_metrics
+from router.middleware import errors_and_metrics, server_header
+from router.payments import Payments
 from router.railclient import RailClient
-from router.refunds import Refunds
 from router.routing import HealthBook, Router
-from router.services import METRICS, SERVICES, SETTINGS, Services
+from router.services import CLOCK, METRICS, SERVICES, SETTINGS, Services
 from router.settings import Settings
 from router.store.link import open_link
 from router.store.store import Store
@@ -37,15 +37,18 @@ log = logging.getLogger("payrouter")
 T = TypeVar("T")
 
 
-def create_app(settings: Settings, *, background: bool = True) -> web.Application:
+def create_app(settings: Settings, *, background: bool = True,
+               clock: Clock = SYSTEM_CLOCK) -> web.Application:
     """The gateway. `background=False` leaves out the sweeper and webhook workers (tests
-    that drive them by hand)."""
+    that drive them by hand); `clock` gives time and ids (a simulation passes its own)."""
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[errors_and_metrics],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[CLOCK] = clock
+    app.on_response_prepare.append(server_header)
     for table in (payments.routes, refunds.routes, notify.routes, sandbox.routes,
                   admin.routes, routing.routes, checkout_codes.routes, share_links.routes,
                   ops.routes):
@@ -59,44 +62,43 @@ def create_app(settings: Settings, *, background: bool = True) -> web.Applicatio
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = app[METRICS]
+    clock = app[CLOCK]
     if settings.redis.url is None:
         raise RuntimeError("settings.redis.url must be set (the CLI starts embedded Redis)")
     link = open_link(settings.redis.url, settings.redis.command_timeout_s)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
+    strict = settings.redis.durability == "strict"
+    store = Store(link, shards=settings.redis.shards, idem_ttl_s=settings.idempotency.ttl_s,
+                  replicas=settings.redis.wait_replicas if strict else 0,
+                  wait_timeout_ms=settings.redis.wait_timeout_ms)
     try:
-        pepper = await _when_redis_answers("read the API-key pepper",
-                                           lambda: load_pepper(link, settings.key_pepper))
+        pepper = await _when_redis_answers(
+            "read the API-key pepper", lambda: load_pepper(store.merchants, settings.key_pepper))
         adapters = registry.load(
             AdapterConfig(name=r.name, base_url=r.base_url, keys_dir=r.keys_dir,
                           options=r.options)
             for r in settings.rails
         )
-        strict = settings.redis.durability == "strict"
-        store = Store(link, settings.idempotency.ttl_s,
-                      replicas=settings.redis.wait_replicas if strict else 0,
-                      wait_timeout_ms=settings.redis.wait_timeout_ms)
-        merchants = MerchantDirectory(link, pepper, settings.redis.shards)
+        merchants = MerchantDirectory(store.merchants, pepper, settings.redis.shards)
         health = HealthBook(adapters, settings.routing.breaker)
         rails = RailClient(session, adapters, {r.name: r.timeout_s for r in settings.rails},
                            metrics, health)
-        engine = Engine(store, rails, settings, metrics)
-        refund_engine = Refunds(store, rails, settings)
+        payments = Payments.wire(store, rails, settings, metrics, clock)
         app[SERVICES] = Services(
-            settings=settings, metrics=metrics, store=store,
-            merchants=merchants, session=session, adapters=adapters, rails=rails,
+            settings=settings, metrics=metrics, clock=clock, store=store,
+            merchants=merchants, session=session, rails=rails,
             router=Router(adapters, settings.rails, settings.routing, settings.default_method,
                           health),
-            engine=engine, health=health,
-            refunds=refund_engine,
-            sweeper=Sweeper(store, engine, refund_engine, settings.sweeper,
-                            settings.redis.shards, metrics),
-            webhooks=WebhookDispatcher(store, merchants, session, settings.webhooks,
-                                       settings.redis.shards, metrics, _consumer_name()),
+            payments=payments, health=health,
+            sweeper=Sweeper(store, payments, settings.sweeper, settings.redis.shards, metrics,
+                            clock),
+            webhooks=WebhookDispatcher(store.outbox, store.due, merchants, session,
+                                       settings.webhooks, metrics, _consumer_name(), clock),
         )
         yield
     finally:
         await session.close()
-        await link.aclose()
+        await store.aclose()
 
 
 async def _when_redis_answers(what: str, step: Callable[[], Awaitable[T]],
@@ -120,7 +122,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(svc.sweeper.run(stop), name="sweeper"),
         asyncio.create_task(svc.webhooks.run(stop), name="webhooks"),
-        asyncio.create_task(svc.health.run(svc.store.link, svc.settings.routing.sync_interval_s,
+        asyncio.create_task(svc.health.run(svc.store.health, svc.settings.routing.sync_interval_s,
                                            stop), name="health"),
         asyncio.create_task(_reload_rules(svc, stop), name="routing-rules"),
     ]

@@ -11,19 +11,21 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from msgspec.structs import replace
 
 from router import sandbox
 from router.app import create_app
+from router.config_file import load
 from router.embedded import EmbeddedRedis, EmbeddedRedisError
 from router.listen import listener_app
 from router.merchants import MerchantDirectory, load_pepper
-from router.settings import Settings, SettingsError, load
+from router.settings import Settings, SettingsError
 from router.store.link import open_link
+from router.store.store import Store
 
 log = logging.getLogger("payrouter")
 
@@ -151,13 +153,18 @@ async def _serve(settings: Settings, sandbox_mode: bool) -> None:
 
 async def _demo(settings: Settings) -> sandbox.DemoMerchant:
     assert settings.redis.url is not None
-    link = open_link(settings.redis.url)
+    store = _store(settings.redis.url, settings)
     try:
-        pepper = await load_pepper(link, settings.key_pepper)
-        merchants = MerchantDirectory(link, pepper, settings.redis.shards)
+        pepper = await load_pepper(store.merchants, settings.key_pepper)
+        merchants = MerchantDirectory(store.merchants, pepper, settings.redis.shards)
         return await sandbox.demo_merchant(settings, merchants)
     finally:
-        await link.aclose()
+        await store.aclose()
+
+
+def _store(url: str, settings: Settings) -> Store:
+    return Store(open_link(url), shards=settings.redis.shards,
+                 idem_ttl_s=settings.idempotency.ttl_s)
 
 
 def _banner(settings: Settings, demo: sandbox.DemoMerchant | None, sandbox_mode: bool) -> None:
@@ -211,13 +218,13 @@ def merchants(args: argparse.Namespace) -> int:
     url = settings.redis.url
 
     async def main() -> None:
-        link = open_link(url)
+        store = _store(url, settings)
         try:
-            pepper = await load_pepper(link, settings.key_pepper)
-            directory = MerchantDirectory(link, pepper, settings.redis.shards)
+            pepper = await load_pepper(store.merchants, settings.key_pepper)
+            directory = MerchantDirectory(store.merchants, pepper, settings.redis.shards)
             merchant, api_key = await directory.create(args.name, args.webhook_secret)
         finally:
-            await link.aclose()
+            await store.aclose()
         print(f"merchant {merchant.id}\napi_key {api_key}\n"
               f"webhook_secret {merchant.webhook_secret.reveal()}")
 

@@ -16,7 +16,7 @@ from typing import Any, Final, final
 import msgpack
 import orjson
 
-from router.errors import invalid_state
+from adapters.base import Scene
 from router.store import codec
 
 
@@ -80,14 +80,7 @@ def _pack_creation(fields: list[Any]) -> bytes:
 
 
 def _unpack_creation(stored: bytes) -> Any:
-    # A blob written before compression is bare msgpack: an array, first byte >= 0x80;
-    # the codec's version bytes are all below that.
-    return msgpack.unpackb(stored if stored[0] >= 0x80 else codec.unpack(stored))
-
-
-def check_transition(current: Status, new: Status) -> None:
-    if new not in TRANSITIONS[current]:
-        raise invalid_state(f"A payment cannot go from {current} to {new}.")
+    return msgpack.unpackb(codec.unpack(stored))
 
 
 def iso(ms: int) -> str:
@@ -114,7 +107,7 @@ class Attempt:
     failure_code: str | None = None  # set when the rail refused it and the router moved on
     # A payment handed over to another payer (a pay-for-me link) is paid in that payer's
     # wallet and scene: the attempt then carries its own scene and payer.
-    scene: str | None = None
+    scene: Scene | None = None
     payer: dict[str, str] | None = None
     via: str | None = None  # e.g. "share_link"
 
@@ -124,8 +117,9 @@ class Attempt:
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> Attempt:
-        extra = list(raw[3:]) + [None] * (7 - len(raw))  # older records are shorter
-        return cls(int(raw[0]), str(raw[1]), str(raw[2]), *extra)
+        number, rail, rail_order_no, failure_code, scene, payer, via = raw
+        return cls(number, rail, rail_order_no, failure_code,
+                   Scene(scene) if scene else None, payer, via)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"number": self.number, "adapter": self.rail,
@@ -152,6 +146,9 @@ class RailState:
     # The router asked the rail to close or reverse the order: a "closed" the rail
     # reports later is then the router's own doing (`closed`), not the payer's failure.
     closing: bool = False
+    # The current attempt's charge was sent and no answer came (timeout, 5xx): a retry
+    # of the create sends it again (same rail_order_no) to learn what the rail says.
+    unanswered: bool = False
 
     def pack(self) -> bytes:
         return _pack(
@@ -162,16 +159,15 @@ class RailState:
                 self.rail_reference,
                 self.checks,
                 self.closing,
+                self.unanswered,
             ]
         )
 
     @classmethod
     def unpack(cls, blob: bytes) -> RailState:
-        fields = msgpack.unpackb(blob)
-        attempts, action, failure, ref, checks = fields[:5]
-        closing = bool(fields[5]) if len(fields) > 5 else False  # records before the flag
+        attempts, action, failure, ref, checks, closing, unanswered = msgpack.unpackb(blob)
         return cls([Attempt.from_wire(a) for a in attempts], action, failure, ref, checks,
-                   closing)
+                   closing, unanswered)
 
     @property
     def current(self) -> Attempt:
@@ -186,7 +182,7 @@ class Payment:
     amount: int
     currency: str
     out_trade_no: str
-    scene: str
+    scene: Scene
     method: str
     description: str
     payer: dict[str, str]
@@ -231,7 +227,7 @@ class Payment:
             amount=amount,
             currency=currency,
             out_trade_no=otn,
-            scene=scene,
+            scene=Scene(scene),
             method=method,
             description=desc,
             payer=payer,
@@ -242,7 +238,7 @@ class Payment:
             status=Status(fields[b"s"].decode()),
             version=int(fields[b"v"]),
             updated_ms=int(fields[b"u"]),
-            refunded_amount=int(fields.get(b"rf", b"0")),
+            refunded_amount=int(fields.get(b"rf", b"0")),  # written by the first refund
             rail=RailState.unpack(fields[b"x"]),
         )
 

@@ -1,14 +1,11 @@
-"""Which rate limits apply to a call, and the 429 a refusal becomes."""
+"""Which rate limits apply to a call (their 429 is in payments/replies.py)."""
 
 from __future__ import annotations
 
-import math
-
-from router.errors import RouterError
 from router.merchants import Merchant
 from router.settings import RateLimit, Settings
 from router.store import keys
-from router.store.store import Limited, LimitSpec
+from router.store.limits import LimitSpec
 from router.validation import digest
 
 _NO_LIMIT = LimitSpec("", 0.0, 0)
@@ -55,17 +52,3 @@ def _spec(key: str, rate: RateLimit) -> LimitSpec:
     # (which would keep a merchant refused for seconds after its limit was raised).
     return LimitSpec(f"{key}:{rate.rps!r}/{rate.burst}", rate.interval_ms(), rate.burst)
 
-
-def too_many(limited: Limited, which: str) -> RouterError:
-    retry_s = max(1, math.ceil(limited.wait_ms / 1000))
-    return RouterError(
-        429,
-        "rate_limited",
-        f"Too many requests: the {which} limit was reached. Retry after {retry_s} s.",
-        headers={
-            "Retry-After": str(retry_s),
-            "RateLimit-Limit": str(limited.burst),
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": str(retry_s),
-        },
-    )

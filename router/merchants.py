@@ -16,7 +16,7 @@ from typing import Any, final
 from router.security import Secret, hash_api_key, new_api_key, random_token
 from router.settings import RateLimit
 from router.store import keys
-from router.store.link import RedisLink
+from router.store.merchants import MerchantStore
 
 
 @final
@@ -84,10 +84,11 @@ def _decode(mid: str, raw: dict[bytes, bytes]) -> Merchant:
 class MerchantDirectory:
     """Create, change and authenticate merchants."""
 
-    __slots__ = ("_by_id", "_by_key", "_pepper", "link", "shards", "ttl_s")
+    __slots__ = ("_by_id", "_by_key", "_pepper", "shards", "store", "ttl_s")
 
-    def __init__(self, link: RedisLink, pepper: bytes, shards: int, ttl_s: float = 5.0) -> None:
-        self.link = link
+    def __init__(self, store: MerchantStore, pepper: bytes, shards: int,
+                 ttl_s: float = 5.0) -> None:
+        self.store = store
         self._pepper = pepper
         self.shards = shards
         self.ttl_s = ttl_s
@@ -107,18 +108,14 @@ class MerchantDirectory:
         )
         api_key = api_key or new_api_key()
         key_hash = hash_api_key(api_key, self._pepper)
-        # Two keys in different slots, so two commands: the record first, then the key
-        # that finds it. A crash in between leaves a merchant no key can reach yet.
-        await self.link.call("HSET", keys.merchant(mid), *_encode(merchant, key_hash))
-        await self.link.call("SET", keys.api_key(key_hash), mid)
+        await self.store.create(mid, _encode(merchant, key_hash), key_hash)
         return merchant, api_key
 
     async def update(self, merchant: Merchant) -> None:
-        raw = await self.link.call("HGET", keys.merchant(merchant.id), "key_hash")
-        if raw is None:
+        key_hash = await self.store.key_hash(merchant.id)
+        if key_hash is None:
             raise KeyError(merchant.id)
-        await self.link.call("HSET", keys.merchant(merchant.id),
-                             *_encode(merchant, bytes(raw).decode()))
+        await self.store.update(merchant.id, _encode(merchant, key_hash))
         self._remember(merchant)
         for key, (expiry, cached) in list(self._by_key.items()):
             if cached.id == merchant.id:
@@ -128,36 +125,33 @@ class MerchantDirectory:
         hit = self._by_id.get(mid)
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        flat = await self.link.call("HGETALL", keys.merchant(mid))
-        if not flat:
+        record = await self.store.record(mid)
+        if not record:
             return None
-        merchant = _decode(mid, dict(zip(flat[::2], flat[1::2], strict=True)))
+        merchant = _decode(mid, record)
         self._remember(merchant)
         return merchant
 
     async def authenticate(self, api_key: str) -> Merchant | None:
-        key_hash = hash_api_key(api_key, self._pepper)
-        hit = self._by_key.get(key_hash)
+        # Cached by the key as presented, so a hit costs no hashing.
+        hit = self._by_key.get(api_key)
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1]
-        mid = await self.link.call("GET", keys.api_key(key_hash))
-        merchant = await self.get(bytes(mid).decode()) if mid else None
+        mid = await self.store.merchant_of(hash_api_key(api_key, self._pepper))
+        merchant = await self.get(mid) if mid else None
         if merchant is not None:
             if len(self._by_key) > 100_000:  # bound memory against key-spraying callers
                 self._by_key.clear()
-            self._by_key[key_hash] = (now + self.ttl_s, merchant)
+            self._by_key[api_key] = (now + self.ttl_s, merchant)
         return merchant
 
     def _remember(self, merchant: Merchant) -> None:
         self._by_id[merchant.id] = (time.monotonic() + self.ttl_s, merchant)
 
 
-async def load_pepper(link: RedisLink, configured: Secret | None) -> bytes:
+async def load_pepper(store: MerchantStore, configured: Secret | None) -> bytes:
     """The API-key hash pepper: configured, or one generated once and kept in Redis."""
     if configured is not None:
         return configured.reveal().encode()[:64]
-    await link.call("SET", keys.PEPPER, random_token(48), "NX")
-    value = await link.call("GET", keys.PEPPER)
-    assert value is not None
-    return bytes(value)[:64]
+    return (await store.pepper(random_token(48)))[:64]

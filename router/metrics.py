@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import final
+from typing import Any, final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -13,6 +13,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 @final
 class Metrics:
     __slots__ = (
+        "_request_counts",
         "payments",
         "rail_calls",
         "rail_latency",
@@ -59,6 +60,17 @@ class Metrics:
             "payrouter_sweeper_checks", "Unsettled items examined by the sweeper", ["kind"],
             registry=r,
         )
+
+        self._request_counts: dict[tuple[str, int], Any] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        """One answered request; its labelled counter is looked up once per (route, status)
+        (prometheus_client's `labels` takes a lock and builds keys on every call)."""
+        counter = self._request_counts.get((route, status))
+        if counter is None:
+            counter = self._request_counts[(route, status)] = self.requests.labels(
+                route, str(status))
+        counter.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -50,5 +50,11 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
         response = _error(RouterError(500, "internal_error", "Internal error."))
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
-    request.app[METRICS].requests.labels(name, str(response.status)).inc()
+    request.app[METRICS].count_request(name, response.status)
     return response
+
+
+async def server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Name the product, not the framework and its version (which only helps someone
+    looking for a known hole)."""
+    response.headers["Server"] = "payrouter"

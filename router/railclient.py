@@ -8,7 +8,15 @@ from typing import final
 
 import aiohttp
 
-from adapters.base import Adapter, HttpRequest, HttpResponse, Operation, RailError, RailResult
+from adapters.base import (
+    Adapter,
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    RailError,
+    RailErrorCode,
+    RailResult,
+)
 from router.metrics import Metrics
 from router.routing.health import HealthBook
 
@@ -37,6 +45,9 @@ class RailClient:
     def has(self, rail: str) -> bool:
         return rail in self._adapters
 
+    def names(self) -> list[str]:
+        return sorted(self._adapters)
+
     def build(self, rail: str, op: Operation) -> HttpRequest | RailResult:
         """Build (and sign) `op` without sending it. A `RailError` raised here means the
         rail cannot take the request as it is: nothing was sent."""
@@ -63,7 +74,7 @@ class RailClient:
             self._metrics.rail_calls.labels(rail, op_name, exc.code.lower()).inc()
             # A refusal the rail meant is a working rail; an unknown outcome or an
             # unreachable rail is not.
-            healthy = exc.definitive and exc.code != "RAIL_UNREACHABLE"
+            healthy = exc.definitive and exc.code != RailErrorCode.UNREACHABLE
             self._health.record(rail, healthy, time.perf_counter() - started)
             raise
         self._metrics.rail_calls.labels(rail, op_name, result.status.value).inc()
@@ -83,14 +94,14 @@ class RailClient:
                 payload = await resp.read()
                 return HttpResponse(resp.status, resp.headers, payload)
         except TimeoutError:
-            raise RailError("RAIL_TIMEOUT", "the rail did not answer in time",
+            raise RailError(RailErrorCode.TIMEOUT, "the rail did not answer in time",
                             definitive=False) from None
         except aiohttp.ClientConnectorError:
             # The connection was never made, so the request was never sent.
-            raise RailError("RAIL_UNREACHABLE", "cannot connect to the rail",
+            raise RailError(RailErrorCode.UNREACHABLE, "cannot connect to the rail",
                             definitive=True) from None
         except (aiohttp.ClientError, asyncio.IncompleteReadError):
-            raise RailError("RAIL_CONNECTION_LOST", "the connection to the rail broke",
+            raise RailError(RailErrorCode.CONNECTION_LOST, "the connection to the rail broke",
                             definitive=False) from None
         finally:
             self._metrics.rail_latency.labels(rail, op_name).observe(

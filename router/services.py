@@ -8,12 +8,11 @@ from typing import final
 import aiohttp
 from aiohttp import web
 
-from adapters.base import Adapter
-from router.engine import Engine
+from router.clock import Clock
 from router.merchants import MerchantDirectory
 from router.metrics import Metrics
+from router.payments import Payments
 from router.railclient import RailClient
-from router.refunds import Refunds
 from router.routing import HealthBook, Router
 from router.settings import Settings
 from router.store.store import Store
@@ -26,15 +25,14 @@ from router.webhooks import WebhookDispatcher
 class Services:
     settings: Settings
     metrics: Metrics
+    clock: Clock
     store: Store
     merchants: MerchantDirectory
     session: aiohttp.ClientSession
-    adapters: dict[str, Adapter]
     rails: RailClient
     router: Router
-    engine: Engine
+    payments: Payments
     health: HealthBook
-    refunds: Refunds
     sweeper: Sweeper
     webhooks: WebhookDispatcher
 
@@ -42,3 +40,4 @@ class Services:
 SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
+CLOCK = web.AppKey("clock", Clock)

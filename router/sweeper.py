@@ -13,11 +13,10 @@ import contextlib
 import logging
 from typing import final
 
+from router.clock import Clock
 from router.domain import UNSETTLED, RefundStatus
-from router.engine import Engine
-from router.events import now_ms
 from router.metrics import Metrics
-from router.refunds import Refunds
+from router.payments import Payments
 from router.settings import SweeperSettings
 from router.store import keys
 from router.store.link import per_shard
@@ -28,13 +27,13 @@ log = logging.getLogger("payrouter.sweeper")
 
 @final
 class Sweeper:
-    __slots__ = ("engine", "metrics", "refunds", "settings", "shards", "store")
+    __slots__ = ("clock", "metrics", "payments", "settings", "shards", "store")
 
-    def __init__(self, store: Store, engine: Engine, refunds: Refunds,
-                 settings: SweeperSettings, shards: int, metrics: Metrics) -> None:
+    def __init__(self, store: Store, payments: Payments, settings: SweeperSettings,
+                 shards: int, metrics: Metrics, clock: Clock) -> None:
         self.store = store
-        self.engine = engine
-        self.refunds = refunds
+        self.payments = payments
+        self.clock = clock
         self.settings = settings
         self.shards = shards
         self.metrics = metrics
@@ -50,10 +49,10 @@ class Sweeper:
 
     async def sweep_once(self) -> int:
         """Work every item due now, across all shards; returns how many were examined."""
-        now = now_ms()
+        now = self.clock.now_ms()
         lease_ms = int(self.settings.lease_s * 1000)
         claimed = await per_shard((
-            self.store.claim_due(keys.due(shard), now, self.settings.batch, lease_ms)
+            self.store.due.claim(keys.due(shard), now, self.settings.batch, lease_ms)
             for shard in range(self.shards)
         ), "sweeper claim")
         work = [self._one(shard, member)
@@ -69,24 +68,24 @@ class Sweeper:
             elif kind == "r":
                 await self._refund(shard, member, object_id)
             else:
-                await self.store.reschedule(shard, member, None)
+                await self.store.due.reschedule(shard, member, None)
         except Exception:
             # Left in the set with its lease: it comes due again by itself.
             log.exception("sweeping %s failed", member)
 
     async def _payment(self, shard: int, member: str, pid: str) -> None:
         self.metrics.sweeps.labels("payment").inc()
-        payment = await self.store.load_payment(pid)
+        payment = await self.store.payments.load(pid)
         if payment is None or payment.status not in UNSETTLED:
-            await self.store.reschedule(shard, member, None)
+            await self.store.due.reschedule(shard, member, None)
             return
-        await self.engine.check(payment)
+        await self.payments.settler.check(payment)
 
     async def _refund(self, shard: int, member: str, rid: str) -> None:
         self.metrics.sweeps.labels("refund").inc()
-        refund = await self.store.load_refund(rid)
-        payment = await self.store.load_payment(refund.payment_id) if refund else None
+        refund = await self.store.refunds.load(rid)
+        payment = await self.store.payments.load(refund.payment_id) if refund else None
         if refund is None or payment is None or refund.status is not RefundStatus.PROCESSING:
-            await self.store.reschedule(shard, member, None)
+            await self.store.due.reschedule(shard, member, None)
             return
-        await self.refunds.check(refund, payment)
+        await self.payments.refunds.check(refund, payment)

@@ -2,7 +2,7 @@
 
 One seed drives everything: which action runs next, what the model rail answers, when
 the payer acts, which notification is delivered when. The router under test is the real
-one (Engine, Refunds, Sweeper, the Lua scripts on a real redis-server); only the rail is
+one (the payments package, the Sweeper, the Lua scripts on a real redis-server); only the rail is
 a model. After every step the invariants are checked from Redis and the rail's ledger;
 after the last step the simulation runs to quiescence and checks the settled ones.
 
@@ -10,11 +10,10 @@ Replay a failing seed exactly:
 
     python -m tests.simulation --seed 17 --steps 150 [--redis-url redis://...]
 
-Determinism. The harness replaces the three sources of non-determinism the router has:
-  * the clock: `now_ms` (router.events, and the names engine/refunds/sweeper imported)
-    is patched with a simulated clock that only the simulation advances;
-  * ids: `router.store.keys.random_token` is patched with a seeded generator, so ids,
-    and with them the sweeper's claim order, repeat;
+Determinism. The harness controls the three sources of non-determinism the router has:
+  * the clock and ids: the router takes them from an injected `Clock` (router/clock.py);
+    the simulation passes one that only it advances, whose ids come from a seeded
+    generator, so ids, and with them the sweeper's claim order, repeat;
   * the rail: every rail decision is drawn from a generator keyed by (seed, operation,
     order, how many times that operation was asked), not from one shared stream, so the
     answers do not depend on how concurrent tasks interleave.
@@ -25,7 +24,7 @@ The model rail is an in-process adapter that follows the HTTP shape of a real ra
 `build` only describes the operation (pure), the rail's "network" (a fake aiohttp
 session handed to the real RailClient) applies it to the ledger, and `parse` returns the
 ledger's answer. Doing the work in `build` would be wrong for a rail with a ledger: the
-engine builds the charge *before* the store decides between "created" and "exists", so
+router builds the charge *before* the store decides between "created" and "exists", so
 a repeated request would charge an order that no payment owns.
 """
 
@@ -39,19 +38,15 @@ import random
 import string
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace, TracebackType
+from types import TracebackType
 from typing import Any, cast
 
 import aiohttp
 import orjson
 
-import router.engine
-import router.events
-import router.refunds
-import router.sweeper
 from adapters.base import (
     Action,
     Adapter,
@@ -60,6 +55,7 @@ from adapters.base import (
     HttpRequest,
     HttpResponse,
     Notification,
+    NotificationKind,
     Operation,
     Query,
     RailError,
@@ -68,22 +64,22 @@ from adapters.base import (
     Refund,
     RefundQuery,
     Reverse,
+    Scene,
 )
-from router.api.notify import _apply as apply_notification
 from router.domain import TRANSITIONS, UNSETTLED, Payment, RefundStatus, Status
-from router.engine import Engine, payment_id_of
 from router.errors import RouterError
 from router.merchants import Merchant
 from router.metrics import Metrics
+from router.payments import Payments
+from router.payments.numbers import payment_id_of
 from router.railclient import RailClient
-from router.refunds import Refunds
 from router.routing import HealthBook
 from router.security import Secret
-from router.services import Services
 from router.settings import (
     IdempotencySettings,
     RailSettings,
     RateLimit,
+    RedisSettings,
     Settings,
     SweeperSettings,
 )
@@ -132,33 +128,21 @@ class SimulationFailure(AssertionError):
 
 # =========================================================================== clock, ids
 class Clock:
-    def __init__(self) -> None:
-        self.ms = START_MS
+    """The router's clock and id source (router.clock.Clock), advanced only by the
+    simulation; ids come from a generator seeded by the run."""
 
-    def __call__(self) -> int:
+    def __init__(self, seed: int) -> None:
+        self.ms = START_MS
+        self._ids = random.Random(f"ids|{seed}")
+
+    def now_ms(self) -> int:
         return self.ms
 
+    def token(self, length: int) -> str:
+        return "".join(self._ids.choice(_ID_ALPHABET) for _ in range(length))
 
-@contextlib.contextmanager
-def patched(clock: Clock, id_rng: random.Random) -> Iterator[None]:
-    alphabet = string.ascii_letters + string.digits
 
-    def token(length: int) -> str:
-        return "".join(id_rng.choice(alphabet) for _ in range(length))
-
-    targets: list[tuple[Any, str, Any]] = [
-        (router.events, "now_ms", clock), (router.engine, "now_ms", clock),
-        (router.refunds, "now_ms", clock), (router.sweeper, "now_ms", clock),
-        (keys, "random_token", token),
-    ]
-    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in targets]
-    try:
-        for mod, name, value in targets:
-            setattr(mod, name, value)
-        yield
-    finally:
-        for mod, name, value in saved:
-            setattr(mod, name, value)
+_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 # =========================================================================== model rail
@@ -231,7 +215,7 @@ class ModelRail:
         if rng.random() >= p:
             return
         copies = 2 if rng.random() < 0.25 else 1
-        note = Notification(kind, order.rail_order_no, result, refund_no)
+        note = Notification(NotificationKind(kind), order.rail_order_no, result, refund_no)
         for _ in range(copies):
             key = f"{order.rail_order_no}/{refund_no or ''}"
             n = self._note_seq.get(key, 0)
@@ -554,7 +538,7 @@ class Simulation:
         self.redis_url = redis_url
         self.verbose = verbose
         self.rng = random.Random(seed)
-        self.clock = Clock()
+        self.clock = Clock(seed)
         self.notes: list[tuple[tuple[str, str, int], str, Notification]] = []
         self.rails = {name: ModelRail(name, seed, self.clock, self.notes) for name in RAILS}
         self.adapters = {name: ModelAdapter(rail) for name, rail in self.rails.items()}
@@ -576,7 +560,7 @@ class Simulation:
     async def running(self) -> AsyncIterator[None]:
         await flush_all(self.redis_url)
         settings = Settings(
-            redis=replace(Settings().redis, url=self.redis_url, shards=SHARDS),
+            redis=RedisSettings(url=self.redis_url, shards=SHARDS),
             rails=tuple(RailSettings(name=n) for n in RAILS),
             idempotency=IdempotencySettings(lease_s=30.0),
             sweeper=SWEEP,
@@ -588,15 +572,11 @@ class Simulation:
         health = HealthBook(adapters, settings.routing.breaker)
         session = cast(aiohttp.ClientSession, FakeNetwork(self.adapters))
         rails = RailClient(session, adapters, {n: 1.0 for n in RAILS}, metrics, health)
-        self.store = Store(link, settings.idempotency.ttl_s)
-        self.engine = Engine(self.store, rails, settings, metrics)
-        self.refunds = Refunds(self.store, rails, settings)
-        self.sweeper = Sweeper(self.store, self.engine, self.refunds, SWEEP, SHARDS, metrics)
-        self.services = cast(Services, SimpleNamespace(
-            store=self.store, engine=self.engine, refunds=self.refunds))
+        self.store = Store(link, shards=SHARDS, idem_ttl_s=settings.idempotency.ttl_s)
+        self.payments = Payments.wire(self.store, rails, settings, metrics, self.clock)
+        self.sweeper = Sweeper(self.store, self.payments, SWEEP, SHARDS, metrics, self.clock)
         try:
-            with patched(self.clock, random.Random(f"ids|{self.seed}")):
-                yield
+            yield
         finally:
             await link.aclose()
 
@@ -616,7 +596,7 @@ class Simulation:
         n = len(self.otns)
         otn = f"otn{n}"
         self.otns.append(otn)
-        scene = self.rng.choice(("quickpay", "quickpay", "native"))
+        scene = self.rng.choice((Scene.QUICKPAY, Scene.QUICKPAY, Scene.NATIVE))
         payer = {"auth_code": f"1345678901234{n:05d}"} if scene == "quickpay" else {}
         req = PaymentRequest(amount=self.rng.choice((100, 250, 999, 1000, 5000)),
                              currency="CNY", out_trade_no=otn, description="sim",
@@ -636,7 +616,7 @@ class Simulation:
         first = self.rng.choice(RAILS)
         candidates = [first, *[r for r in RAILS if r != first]]
         try:
-            reply = await self.engine.create(self.merchant, request.req, first,
+            reply = await self.payments.creator.create(self.merchant, request.req, first,
                                              {"candidates": candidates}, request.idem)
             body = orjson.loads(reply.body)
             got = body.get("status") or body.get("error", {}).get("code")
@@ -653,7 +633,7 @@ class Simulation:
             return
         self.notes.sort(key=lambda n: n[0])
         _, rail, note = self.notes.pop(self.rng.randrange(len(self.notes)))
-        accepted = await apply_notification(self.services, rail, note)
+        accepted = await self.payments.notifications.apply(rail, note)
         self.note(f"notify {note.kind} {note.rail_order_no} {note.rail_refund_no or ''} "
                   f"{note.result.status.value} accepted={accepted}")
 
@@ -661,7 +641,7 @@ class Simulation:
         if not self.otns:
             return None
         otn = self.rng.choice(self.otns)
-        return await self.store.payment_by_out_trade_no(self.merchant.shard,
+        return await self.store.payments.by_out_trade_no(self.merchant.shard,
                                                          self.merchant.id, otn)
 
     async def _one_refund(self, payment: Payment) -> None:
@@ -674,7 +654,7 @@ class Simulation:
             req = RefundRequest(amount=amount, out_refund_no=orn, reason=None)
             self.refund_nos.append((orn, req))
         try:
-            reply = await self.refunds.create(payment, req)
+            reply = await self.payments.refunds.create(payment, req)
             body = orjson.loads(reply.body)
             self.note(f"refund {orn} {req.amount} of {payment.id} -> {reply.status} "
                       f"{body.get('status')}")
@@ -695,7 +675,7 @@ class Simulation:
         if payment is None:
             return
         try:
-            reply = await self.engine.close(payment)
+            reply = await self.payments.settler.close(payment)
             self.note(f"close {payment.id} -> {reply.status}")
         except RouterError as err:
             self.note(f"close {payment.id} -> {err.code}")
@@ -737,14 +717,15 @@ class Simulation:
     # ----------------------------------------------------------------- invariants
     async def _snapshot(self) -> list[tuple[Payment, dict[bytes, bytes], list[Any]]]:
         async def one(otn: str) -> tuple[Payment, dict[bytes, bytes], list[Any]] | None:
-            found = await self.store.payment_by_out_trade_no(self.merchant.shard,
-                                                              self.merchant.id, otn)
+            found = await self.store.payments.by_out_trade_no(self.merchant.shard,
+                                                               self.merchant.id, otn)
             if found is None:
                 return None
             pid = found.id
-            raw, refunds = await asyncio.gather(
-                self.store._hash(keys.payment(self.merchant.shard, pid)),
-                self.store.refunds_of(pid))
+            flat, refunds = await asyncio.gather(
+                self.store.link.call("HGETALL", keys.payment(self.merchant.shard, pid)),
+                self.store.refunds.of_payment(pid))
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
             if not raw:
                 raise self.fail(f"out_trade_no {otn} points at missing {pid}")
             return Payment.from_hash(raw), raw, refunds

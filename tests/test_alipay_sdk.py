@@ -13,16 +13,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
+import alipay as alipay_sdk
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.alipay import protocol
 from adapters.alipay.adapter import AlipayAdapter
-from adapters.alipay.simulator import SimulatorOptions, create_app
+from adapters.alipay.simulator.app import create_app
 from adapters.base import RailStatus
-
-alipay_sdk = pytest.importorskip("alipay")
+from adapters.simkit.runtime import SimulatorOptions
 
 pytestmark = pytest.mark.asyncio
 

@@ -39,9 +39,6 @@ async def test_order_code_pays_once_in_the_wallet_that_opened_it(
 
     again = await client.get(_path(code), headers={**ALIPAY_UA, **JSON})
     assert again.status == 200 and again.body["id"] == opened.body["id"]
-    other_wallet = await client.get(_path(code), headers={**WECHAT_UA, **JSON})
-    assert other_wallet.status == 409
-    assert other_wallet.body["error"]["code"] == "already_being_paid"
 
     paid = await client.post(f"/v1/sandbox/payments/{opened.body['id']}/pay")
     assert paid.body["status"] == "succeeded"
@@ -51,6 +48,40 @@ async def test_order_code_pays_once_in_the_wallet_that_opened_it(
     assert (await wechat_sim.ledger())["totals"]["orders"] == 0
     page = await client.get(_path(code), headers=ALIPAY_UA)
     assert page.status == 200 and b"paid" in page.raw
+    # Opened in another wallet once paid: shown as paid, nothing new is started.
+    late = await client.get(_path(code), headers={**WECHAT_UA, **JSON})
+    assert late.status == 200 and late.body["status"] == "succeeded", late.body
+    assert (await wechat_sim.ledger())["totals"]["orders"] == 0
+
+
+async def test_an_order_opened_in_one_wallet_can_be_paid_in_another(
+    wallet_gateway: Gateway, alipay_sim: Sim, wechat_sim: Sim
+) -> None:
+    """The payer opens the order code in WeChat, does not pay, then opens it in Alipay:
+    the WeChat order is closed at its rail (confirmed), and the same payment continues
+    in Alipay. One payment, one charge."""
+    client, _ = await wallet_gateway.merchant()
+    code = await _order_code(client, "order-88")
+    in_wechat = await client.get(_path(code), headers={**WECHAT_UA, **JSON})
+    assert in_wechat.status == 201 and in_wechat.body["adapter"] == "wechatpay", in_wechat.body
+    wechat_order = in_wechat.body["attempts"][0]["rail_order_no"]
+
+    in_alipay = await client.get(_path(code), headers={**ALIPAY_UA, **JSON})
+    assert in_alipay.status == 200, in_alipay.body
+    assert in_alipay.body["id"] == in_wechat.body["id"]
+    assert in_alipay.body["adapter"] == "alipay" and in_alipay.body["status"] == "requires_action"
+    assert in_alipay.body["action"]["type"] == "redirect"
+    first, second = in_alipay.body["attempts"]
+    assert first["failure_code"] == "HANDED_OVER" and second["via"] == "checkout_code"
+    assert (await wechat_sim.ledger())["orders"][wechat_order]["status"] == "CLOSED"
+
+    paid = await client.post(f"/v1/sandbox/payments/{in_alipay.body['id']}/pay")
+    assert paid.status == 200 and paid.body["status"] == "succeeded", paid.body
+    assert (await alipay_sim.ledger())["totals"]["charges"] == 1
+    assert (await wechat_sim.ledger())["totals"]["charges"] == 0
+    back = await client.get(_path(code), headers={**WECHAT_UA, **JSON})
+    assert back.status == 200 and back.body["status"] == "succeeded"
+    assert len(back.body["attempts"]) == 2  # nothing new once paid
 
 
 async def test_a_browser_sends_alipay_to_its_wap_page(wallet_gateway: Gateway) -> None:

@@ -12,16 +12,17 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import redis
+from msgspec.structs import replace
 
+from router.config_file import settings_from_toml
 from router.embedded import free_port
-from router.engine import payment_id_of
+from router.payments.numbers import payment_id_of
 from router.settings import RedisSettings, SettingsError
 from router.store import codec, keys
 from router.store.cluster import ClusterURL, FastCluster, command_key, key_slot
@@ -70,8 +71,8 @@ def test_settings_refuse_unusable_redis_urls_without_echoing_secrets() -> None:
         with pytest.raises(SettingsError) as caught:
             RedisSettings(url=bad)
         assert "hunter2" not in str(caught.value)
-    with pytest.raises(SettingsError, match="shards"):
-        RedisSettings(shards=257)
+    with pytest.raises(SettingsError, match=r"redis\.shards: Expected integer <= 256, got 257"):
+        settings_from_toml({"redis": {"shards": 257}}, Path("."))
 
 
 @pytest.mark.parametrize("command", [["serve"], ["merchants", "create", "--name", "Shop"]])

@@ -1,15 +1,10 @@
-"""Stored bodies (idempotent answers, outbox events): compact, exact, and readable in
-every format ever written."""
+"""Stored bodies (idempotent answers, outbox events): compact and exact."""
 
 from __future__ import annotations
 
-import zlib
-
-import msgpack
 import orjson
 import pytest
 
-from router.domain import Payment, RailState, Status
 from router.store import codec
 
 ANSWER = orjson.dumps({
@@ -37,29 +32,6 @@ def test_a_payment_answer_packs_small() -> None:
     assert len(codec.pack(ANSWER)) < len(ANSWER) / 4
 
 
-def test_bodies_written_in_the_first_format_stay_readable() -> None:
-    compressor = zlib.compressobj(1, zlib.DEFLATED, -11, 1, zlib.Z_DEFAULT_STRATEGY,
-                                  codec._DICT_V1)
-    stored_v1 = b"\x01" + compressor.compress(ANSWER) + compressor.flush()
-    assert codec.unpack(stored_v1) == ANSWER
-
-
 def test_an_unknown_format_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown stored body version"):
         codec.unpack(b"\x7fdata")
-
-
-def test_payment_records_written_before_compression_stay_readable() -> None:
-    payment = Payment(
-        id="pay_01nUa6fqdMF2OezONmvH8N", merchant_id="mch_1", amount=1000, currency="CNY",
-        out_trade_no="o-1", scene="quickpay", method="instant", description="Coffee",
-        payer={"auth_code": "134567890100000001"}, notify_url=None, metadata={},
-        routing={"chosen": "instant"}, created_ms=1, status=Status.PROCESSING, version=1,
-        updated_ms=1, refunded_amount=0, rail=RailState([]))
-    fields = {b"d": payment.pack_creation(), b"x": payment.rail.pack(), b"s": b"processing",
-              b"v": b"1", b"u": b"1"}
-    assert fields[b"d"][:1] == b"\x02"  # compressed now
-    assert Payment.from_hash(fields) == payment
-    bare = msgpack.unpackb(codec.unpack(fields[b"d"]))
-    fields[b"d"] = msgpack.packb(bare)  # as older versions wrote it
-    assert Payment.from_hash(fields) == payment

@@ -10,12 +10,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from router.api.openapi import render, with_request_schemas
+from router.api.schemas import BODIES
 from router.app import create_app
 from router.domain import PAYMENT_EVENTS, REFUND_EVENTS, RefundStatus, Status
 from router.settings import Settings
@@ -224,3 +227,45 @@ async def test_served_document_and_response_shapes(gateway: Gateway, bank_sim: B
     _check("DeadLetterList", dead.body)
     ready = await client.get("/readyz")
     _check("Readiness", ready.body)
+
+
+def test_request_schemas_are_generated_from_the_structs_handlers_decode() -> None:
+    """The stored document is exactly what the generator writes from the Structs, and
+    every route with a JSON body names the Struct its handler decodes (BODIES)."""
+    assert render(with_request_schemas(SPEC)) == SPEC_BYTES.decode(), (
+        "router/openapi.json is out of date: run python -m router.api.openapi")
+    documented = {
+        (method.upper(), path)
+        for path, operations in SPEC["paths"].items()
+        for method, operation in operations.items()
+        if method in HTTP_METHODS
+        and "application/json" in operation.get("requestBody", {}).get("content", {})
+    }
+    assert documented == set(BODIES)
+    for (method, path), body_type in BODIES.items():
+        schema = SPEC["paths"][path][method.lower()]["requestBody"]["content"][
+            "application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{body_type.__name__}"}
+        _, generated = msgspec.json.schema_components(
+            [body_type], ref_template="#/components/schemas/{name}")
+        for name, component in generated.items():
+            stored = {k: v for k, v in SCHEMAS[name].items() if k not in ("if", "then")}
+            assert stored == component, name
+
+
+async def test_every_body_route_decodes_its_struct(gateway: Gateway) -> None:
+    """Each route in BODIES refuses an unknown field naming it, as its Struct does."""
+    client, _ = await gateway.merchant()
+    created = await client.post("/v1/payments", payment_body("schema-1", scene="native"))
+    admin = gateway.admin()
+    for (method, path), body_type in BODIES.items():
+        if not body_type.__struct_config__.forbid_unknown_fields:
+            continue  # bodies whose content is not read (close)
+        url = path.replace("{id}", created.body["id"])
+        if path.startswith("/v1/admin/merchants/"):
+            url = path.replace("{id}", (await admin.post(
+                "/v1/admin/merchants", {"name": "Schema"})).body["id"])
+        who = admin if path.startswith("/v1/admin") else client
+        reply = await who.request(method, url, {"no_such_field": 1})
+        assert reply.status == 422, (method, path, reply.body)
+        assert reply.body["error"]["param"] == "no_such_field", (method, path, reply.body)

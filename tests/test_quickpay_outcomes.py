@@ -258,24 +258,25 @@ async def test_paid_seen_while_the_router_reverses_does_not_settle_the_payment(
         created = await client.post("/v1/payments",
                                     payment_body("rv-9", auth_code="134567890123456789"))
         assert created.status == 504, created.body  # charged, answer lost
-        engine, store = gateway.services.engine, gateway.services.store
-        payment = await store.load_payment(created.body["error"]["payment_id"])
+        payments, store = gateway.services.payments, gateway.services.store
+        settler, transitions = payments.settler, payments.transitions
+        payment = await store.payments.load(created.body["error"]["payment_id"])
         assert payment is not None and payment.status is Status.PROCESSING
         order_no = payment.rail.current.rail_order_no
 
         before = payment
-        payment, marked = await engine._mark_closing(payment)  # the sweeper's decision
+        payment, marked = await settler.mark_closing(payment)  # the sweeper's decision
         assert marked
         # The request's own late "paid", applied to the version it knew: the compare-and-
         # set fails, and the retry on the fresh record must not settle it either.
-        late, moved = await engine.move(before, Status.SUCCEEDED, lambda state: None)
+        late, moved = await transitions.move(before, Status.SUCCEEDED, lambda state: None)
         assert not moved and late.status is Status.PROCESSING
-        paid = await engine.rails.call("bank", Query(order_no))
+        paid = await settler.rails.call("bank", Query(order_no))
         assert paid.status is RailStatus.SUCCEEDED
-        payment = await engine.apply(payment, paid)  # "paid", seen meanwhile
+        payment = await settler.apply(payment, paid)  # "paid", seen meanwhile
         assert payment.status is Status.PROCESSING
 
-        closed = await engine._end(payment, Reverse(order_no))  # the reversal lands
+        closed = await settler.end(payment, Reverse(order_no))  # the reversal lands
         assert closed.status is Status.CLOSED
         order = (await bank_sim.ledger())["orders"][order_no]
         assert order["status"] == "REVERSED"

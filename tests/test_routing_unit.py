@@ -14,10 +14,12 @@ import pytest
 
 from adapters import registry
 from adapters.base import AdapterConfig
+from router.api.schemas import PaymentCreate, convert
+from router.config_file import parse_rules, settings_from_toml
 from router.errors import RouterError
 from router.merchants import Merchant
 from router.routing import HealthBook, Router, strategies
-from router.routing.health import CLOSED, HALF_OPEN, OPEN
+from router.routing.health import BreakerState
 from router.routing.rules import check_rule, matches
 from router.routing.wallet import wallet_of_payer
 from router.security import Secret
@@ -27,10 +29,10 @@ from router.settings import (
     RoutingSettings,
     RuleSettings,
     SettingsError,
-    parse_rule,
-    routing_settings,
 )
-from router.store.resp import FastRedis
+from router.store.health import HealthStore
+from router.store.link import open_link
+from router.store.store import Store
 from router.validation import PaymentRequest, payment_request
 from tests.helpers import eventually
 
@@ -49,14 +51,14 @@ def req(amount: int = 1000, *, scene: str = "quickpay", method: str | None = Non
         body["method"] = method
     if metadata:
         body["metadata"] = metadata
-    return payment_request(body)
+    return payment_request(convert(body, PaymentCreate))
 
 
 @pytest.fixture
-async def fast(redis_url: str) -> AsyncIterator[FastRedis]:
-    client = FastRedis(redis_url)
-    yield client
-    await client.aclose()
+async def fast(redis_url: str) -> AsyncIterator[HealthStore]:
+    store = Store(open_link(redis_url), shards=1, idem_ttl_s=60)
+    yield store.health
+    await store.aclose()
 
 
 # --------------------------------------------------------------------------- wallets
@@ -89,7 +91,7 @@ def test_wallet_of_payer(payer: dict[str, str], wallet: str | None) -> None:
 
 # --------------------------------------------------------------------------- settings
 def test_routing_settings_parse_every_key(tmp_path: Path) -> None:
-    settings = routing_settings({
+    settings = settings_from_toml({"routing": {
         "max_attempts": 3,
         "sync_interval_s": 0.25,
         "rules_file": "routing.toml",
@@ -102,7 +104,7 @@ def test_routing_settings_parse_every_key(tmp_path: Path) -> None:
              "match": {"amount_min": 100, "currency": ["CNY"], "metadata": {"k": "v"}}},
             {"candidates": ["instant"]},
         ],
-    }, tmp_path)
+    }}, tmp_path).routing
     assert settings.max_attempts == 3 and settings.sync_interval_s == 0.25
     assert settings.rules_file == tmp_path / "routing.toml"
     assert settings.fees == {"bank": (0.6, 10), "instant": (0.0, 0)}
@@ -114,33 +116,41 @@ def test_routing_settings_parse_every_key(tmp_path: Path) -> None:
                                       "metadata": {"k": "v"}},
                                strategy="weighted", weights={"bank": 3.0, "instant": 1.5})
     assert unnamed.name == "rule-2" and unnamed.strategy == "priority"
-    defaults = routing_settings({}, tmp_path)
+    defaults = settings_from_toml({"routing": {}}, tmp_path).routing
     assert defaults == RoutingSettings()
 
 
 @pytest.mark.parametrize(("raw", "says"), [
-    ({"rules": [{"name": "r"}]}, "candidates"),
-    ({"rules": [{"name": "r", "candidates": []}]}, "candidates"),
-    ({"rules": [{"name": "r", "candidates": [1]}]}, "candidates"),
-    ({"rules": [{"name": "r", "candidates": ["a"], "strategy": "random"}]}, "strategy"),
-    ({"rules": [{"name": "r", "candidates": ["a"], "weights": {"a": -1}}]}, "weights"),
-    ({"rules": [{"name": "r", "candidates": ["a"], "weights": {"a": "x"}}]}, "weights"),
-    ({"rules": [{"name": "r", "candidates": ["a"], "match": "all"}]}, "match"),
-    ({"rules": [{"name": "r", "candidates": ["a"], "when": {}}]}, "when"),
-    ({"rules": ["r"]}, "table"),
-    ({"fees": {"bank": {"percent": "cheap"}}}, "fees.bank"),
-    ({"fees": {"bank": 3}}, "fees.bank"),
-    ({"breaker": {"window": 3}}, "window"),
-    ({"attempts": 3}, "attempts"),
+    ({"rules": [{"name": "r"}]}, "rules[0].candidates: missing"),
+    ({"rules": [{"name": "r", "candidates": []}]},
+     "rules[0].candidates: Expected array of length >= 1"),
+    ({"rules": [{"name": "r", "candidates": [1]}]},
+     "rules[0].candidates[0]: Expected string, got integer"),
+    ({"rules": [{"name": "r", "candidates": ["a"], "strategy": "random"}]},
+     "rules[0].strategy: Invalid enum value 'random'"),
+    ({"rules": [{"name": "r", "candidates": ["a"], "weights": {"a": -1}}]},
+     "rules[0].weights[...]: Expected number >= 0.0"),
+    ({"rules": [{"name": "r", "candidates": ["a"], "weights": {"a": "x"}}]},
+     "rules[0].weights[...]: Expected number, got string"),
+    ({"rules": [{"name": "r", "candidates": ["a"], "match": "all"}]},
+     "rules[0].match: Expected table, got string"),
+    ({"rules": [{"name": "r", "candidates": ["a"], "when": {}}]}, "rules[0].when: unknown key"),
+    ({"rules": ["r"]}, "rules[0]: Expected table, got string"),
+    ({"fees": {"bank": {"percent": "cheap"}}}, "fees.bank.percent: Expected number, got string"),
+    ({"fees": {"bank": 3}}, "fees.bank: Expected table, got integer"),
+    ({"breaker": {"window": 3}}, "breaker.window: unknown key"),
+    ({"breaker": {"error_rate": 1.5}}, "breaker.error_rate: Expected number <= 1.0, got 1.5"),
+    ({"attempts": 3}, "attempts: unknown key"),
 ])
 def test_routing_settings_reject(raw: dict[str, Any], says: str) -> None:
-    with pytest.raises(SettingsError, match=says):
-        routing_settings(raw, Path("."))
+    with pytest.raises(SettingsError) as caught:
+        settings_from_toml({"routing": raw}, Path("."))
+    assert str(caught.value) == f"settings: routing.{says}"
 
 
 def test_unknown_match_key_is_rejected() -> None:
-    rule = parse_rule(0, {"name": "r", "candidates": ["a"], "match": {"amount_max": 5,
-                                                                      "wallets": "x"}})
+    [rule] = parse_rules([{"name": "r", "candidates": ["a"],
+                           "match": {"amount_max": 5, "wallets": "x"}}])
     with pytest.raises(SettingsError, match="wallets"):
         check_rule(rule)
     rails = (RailSettings(name="instant"),)
@@ -165,7 +175,7 @@ def test_unknown_match_key_is_rejected() -> None:
     {"wallet": ["alipay", "weixin"]},
 ])
 def test_match_values_are_checked_when_loaded(match: dict[str, Any]) -> None:
-    rule = parse_rule(0, {"name": "r", "candidates": ["a"], "match": match})
+    [rule] = parse_rules([{"name": "r", "candidates": ["a"], "match": match}])
     with pytest.raises(SettingsError, match=f"match.{next(iter(match))} must be"):
         check_rule(rule)
 
@@ -242,7 +252,7 @@ def test_cost_orders_by_the_fee_for_the_amount() -> None:
     assert unpriced == ["free", "pct"]  # no fee entry: costs nothing
 
 
-async def test_success_rate_prefers_the_better_window(fast: FastRedis) -> None:
+async def test_success_rate_prefers_the_better_window(fast: HealthStore) -> None:
     health = HealthBook(["a", "b", "c"], BreakerSettings(window_s=10, min_calls=1000))
     for _ in range(8):
         health.record("a", True, 0.01)
@@ -269,35 +279,35 @@ def _fail(book: HealthBook, rail: str, n: int) -> None:
         book.record(rail, False, 0.01)
 
 
-async def test_breaker_opens_on_error_rate_only_over_min_calls(fast: FastRedis) -> None:
+async def test_breaker_opens_on_error_rate_only_over_min_calls(fast: HealthStore) -> None:
     book = HealthBook(["a", "b"], FAST_BREAKER)
     t = 1_000.0
     _fail(book, "a", 4)
     await book.sync(fast, t)
-    assert book.view("a").state == CLOSED  # 4 calls < min_calls
+    assert book.view("a").state == BreakerState.CLOSED  # 4 calls < min_calls
     book.record("a", True, 0.01)
     for _ in range(5):
         book.record("b", True, 0.01)
     _fail(book, "b", 4)
     await book.sync(fast, t + 0.2)
-    assert book.view("a").state == OPEN  # 4 of 5 failed
-    assert book.view("b").state == CLOSED  # 4 of 9: under 50 %
+    assert book.view("a").state == BreakerState.OPEN  # 4 of 5 failed
+    assert book.view("b").state == BreakerState.CLOSED  # 4 of 9: under 50 %
     assert not book.admits("a") and book.admits("b")
 
 
-async def test_breaker_state_is_shared_between_processes(fast: FastRedis) -> None:
+async def test_breaker_state_is_shared_between_processes(fast: HealthStore) -> None:
     one, two = HealthBook(["a"], FAST_BREAKER), HealthBook(["a"], FAST_BREAKER)
     _fail(one, "a", 3)
     _fail(two, "a", 3)
     await one.sync(fast, 1_000.0)
-    assert one.view("a").state == CLOSED  # its own 3 failures are not enough…
+    assert one.view("a").state == BreakerState.CLOSED  # its own 3 failures are not enough…
     await two.sync(fast, 1_000.1)
-    assert two.view("a").state == OPEN  # …the 6 of both processes are
+    assert two.view("a").state == BreakerState.OPEN  # …the 6 of both processes are
     await one.sync(fast, 1_000.2)
-    assert one.view("a").state == OPEN and one.view("a").calls == 6
+    assert one.view("a").state == BreakerState.OPEN and one.view("a").calls == 6
 
 
-async def test_half_open_probes_close_the_breaker(fast: FastRedis) -> None:
+async def test_half_open_probes_close_the_breaker(fast: HealthStore) -> None:
     """Each step is one sync interval: the breaker opens, cools down, lets exactly
     `probes` calls through, and closes when they succeed. (A probe answered in the
     second the breaker went half-open used to be ignored, and with its probes spent the
@@ -306,29 +316,29 @@ async def test_half_open_probes_close_the_breaker(fast: FastRedis) -> None:
     t = 1_000.5
     _fail(book, "a", 5)
     await book.sync(fast, t)
-    assert book.view("a").state == OPEN
+    assert book.view("a").state == BreakerState.OPEN
     states, admitted = [], 0
     for _ in range(30):  # 6 s of 0.2 s steps
         for _ in range(3):  # three payments per step would like to use the rail
-            if book.view("a").state != CLOSED and book.admits("a"):
+            if book.view("a").state != BreakerState.CLOSED and book.admits("a"):
                 admitted += 1
                 book.record("a", True, 0.01)
         t += 0.2
         await book.sync(fast, t)
         states.append(book.view("a").state)
-        if states[-1] == CLOSED:
+        if states[-1] == BreakerState.CLOSED:
             break
-    assert states[-1] == CLOSED, states
-    assert HALF_OPEN in states
-    assert states.index(HALF_OPEN) * 0.2 >= FAST_BREAKER.cool_down_s - 0.2
+    assert states[-1] == BreakerState.CLOSED, states
+    assert BreakerState.HALF_OPEN in states
+    assert states.index(BreakerState.HALF_OPEN) * 0.2 >= FAST_BREAKER.cool_down_s - 0.2
     assert admitted == FAST_BREAKER.probes
     # Closed, it judges afresh: the failures that opened it do not reopen it.
     book.record("a", False, 0.01)
     await book.sync(fast, t + 0.2)
-    assert book.view("a").state == CLOSED
+    assert book.view("a").state == BreakerState.CLOSED
 
 
-async def test_failed_probe_reopens(fast: FastRedis) -> None:
+async def test_failed_probe_reopens(fast: HealthStore) -> None:
     book = HealthBook(["a"], FAST_BREAKER)
     t = 1_000.0
     _fail(book, "a", 5)
@@ -337,20 +347,20 @@ async def test_failed_probe_reopens(fast: FastRedis) -> None:
         t += 0.2
         await book.sync(fast, t)
         assert t < 1_005
-    assert book.view("a").state == HALF_OPEN
+    assert book.view("a").state == BreakerState.HALF_OPEN
     book.record("a", False, 0.01)
     await book.sync(fast, t + 0.2)
-    assert book.view("a").state == OPEN and not book.admits("a")
+    assert book.view("a").state == BreakerState.OPEN and not book.admits("a")
 
 
-async def test_failures_while_open_do_not_reopen_after_recovery(fast: FastRedis) -> None:
+async def test_failures_while_open_do_not_reopen_after_recovery(fast: HealthStore) -> None:
     """Calls the router still makes to an open rail (the sweeper's queries) keep failing
     until it recovers; once the probes close the breaker those are history."""
     book = HealthBook(["a"], FAST_BREAKER)
     t = 1_000.0
     _fail(book, "a", 5)
     await book.sync(fast, t)
-    while book.view("a").state == OPEN:
+    while book.view("a").state == BreakerState.OPEN:
         _fail(book, "a", 3)  # the sweeper, still failing
         t += 0.2
         await book.sync(fast, t)
@@ -359,17 +369,17 @@ async def test_failures_while_open_do_not_reopen_after_recovery(fast: FastRedis)
             book.record("a", True, 0.01)
         t += 0.2
         await book.sync(fast, t)
-        if book.view("a").state == CLOSED:
+        if book.view("a").state == BreakerState.CLOSED:
             break
-    assert book.view("a").state == CLOSED
+    assert book.view("a").state == BreakerState.CLOSED
     for _ in range(5):  # it stays closed while it works
         book.record("a", True, 0.01)
         t += 0.2
         await book.sync(fast, t)
-        assert book.view("a").state == CLOSED
+        assert book.view("a").state == BreakerState.CLOSED
 
 
-async def test_latency_breaker_opens_and_recovers(fast: FastRedis) -> None:
+async def test_latency_breaker_opens_and_recovers(fast: HealthStore) -> None:
     """p99 above the limit opens (over min_calls only); once the rail is fast again the
     slow calls age out of the window and the breaker closes and stays closed. Real
     time: latencies age by the clock."""
@@ -379,22 +389,22 @@ async def test_latency_breaker_opens_and_recovers(fast: FastRedis) -> None:
     for _ in range(4):
         book.record("a", True, 0.5)
     await book.sync(fast)
-    assert book.view("a").state == CLOSED  # slow, but only 4 calls
+    assert book.view("a").state == BreakerState.CLOSED  # slow, but only 4 calls
     book.record("a", True, 0.5)
     await book.sync(fast)
-    assert book.view("a").state == OPEN and book.view("a").p99_ms == 500.0
+    assert book.view("a").state == BreakerState.OPEN and book.view("a").p99_ms == 500.0
 
     async def closed_for_good() -> bool:
         if book.admits("a"):
             book.record("a", True, 0.005)
         await book.sync(fast)
-        return book.view("a").state == CLOSED and (book.view("a").p99_ms or 0) < 100
+        return book.view("a").state == BreakerState.CLOSED and (book.view("a").p99_ms or 0) < 100
 
     await eventually(closed_for_good, timeout=6, interval=0.1)
     for _ in range(8):
         book.record("a", True, 0.005)
         await book.sync(fast)
-        assert book.view("a").state == CLOSED
+        assert book.view("a").state == BreakerState.CLOSED
         time.sleep(0.05)  # noqa: ASYNC251 - spreading calls over real seconds
 
 
@@ -413,7 +423,7 @@ def _router(*names: str, rules: tuple[RuleSettings, ...] = (),
                   HealthBook(adapters, breaker), rng=random.Random(3))
 
 
-async def test_open_rails_are_passed_over(fast: FastRedis) -> None:
+async def test_open_rails_are_passed_over(fast: HealthStore) -> None:
     rule = RuleSettings(name="p", candidates=("x", "y", "z"))
     router = _router("x", "y", "z", rules=(rule,))
     chosen, routing = router.choose(MERCHANT, req())

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from msgspec.structs import replace
 
 from router.security import verify_webhook_signature
 from router.store import keys
-from router.webhooks import GROUP
+from router.store.outbox import GROUP, Entry
 from tests.conftest import BankSim, gateway_settings
 from tests.helpers import Client, Gateway, eventually, payment_body, start_gateway
 from tests.receiver import HANG, Delivery, Receiver, webhook_receiver
@@ -260,7 +261,7 @@ async def test_entry_of_dead_worker_is_reclaimed(
     task: asyncio.Task[None] | None = None
     try:
         dispatcher = gw.services.webhooks
-        await dispatcher.ensure_groups()
+        await gw.services.store.outbox.ensure_groups()
         client, _ = await gw.merchant()
         payment = await paid_payment(client, "wh-dead-worker", notify_url=receiver.url())
         stream = keys.outbox(keys.shard_of(payment["id"]) or 0)
@@ -331,21 +332,21 @@ async def test_settling_never_touches_another_event_under_the_same_entry_id(
     Settling such a batch there must neither acknowledge nor delete those events."""
     gw = await start_gateway(gateway_settings(redis_url, bank_sim, tmp_path), http,
                              background=False)  # no worker reads the stream meanwhile
-    webhooks = gw.services.webhooks
+    outbox = gw.services.store.outbox
     link = gw.services.store.link
     stream = keys.outbox(3)
     await link.call("XADD", stream, "5-0", "e", "evt_real", "m", "mch_x", "u", "", "b",
                     b"\x00{}")
-    await webhooks.ensure_groups()
+    await outbox.ensure_groups()
     await link.call("XREADGROUP", "GROUP", GROUP, "other-consumer", "STREAMS", stream, ">")
 
-    read_elsewhere = {b"e": b"evt_stale", b"m": b"mch_x", b"u": b"", b"b": b"\x00{}"}
-    await webhooks._settle_stream(stream, [(b"5-0", read_elsewhere, True)])
+    read_elsewhere = Entry(stream, b"5-0", b"evt_stale", "mch_x", "", b"\x00{}")
+    await outbox.settle(stream, [(read_elsewhere, True)], 0)
     assert len(await link.call("XRANGE", stream, "5-0", "5-0")) == 1  # still there
     assert (await link.call("XPENDING", stream, GROUP))[0] == 1  # and still pending
 
-    read_here = {**read_elsewhere, b"e": b"evt_real"}
-    await webhooks._settle_stream(stream, [(b"5-0", read_here, True)])
+    read_here = dataclasses.replace(read_elsewhere, event_id=b"evt_real")
+    await outbox.settle(stream, [(read_here, True)], 0)
     assert await link.call("XRANGE", stream, "5-0", "5-0") == []
     assert (await link.call("XPENDING", stream, GROUP))[0] == 0
     await gw.close()

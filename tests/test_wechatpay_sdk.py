@@ -15,14 +15,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+import wechatpayv3
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from adapters.simkit.runtime import SimulatorOptions
 from adapters.wechatpay import protocol
 from adapters.wechatpay.adapter import WeChatPayAdapter
-from adapters.wechatpay.simulator import SimulatorOptions, create_app
-
-wechatpayv3 = pytest.importorskip("wechatpayv3")
+from adapters.wechatpay.simulator.app import create_app
 
 pytestmark = pytest.mark.asyncio
 
@@ -192,8 +192,9 @@ async def test_close_and_codepay_reverse_with_204_and_202(env: Env) -> None:
 
 
 async def test_userpaying_as_202_is_verified_by_the_sdk(keys: Path) -> None:
-    options = SimulatorOptions(time_scale=0.02, userpaying_as_202=True)
-    server = TestServer(create_app(protocol.load_bundle(keys), options), host="127.0.0.1")
+    options = SimulatorOptions(time_scale=0.02)
+    app = create_app(protocol.load_bundle(keys), options, userpaying_as_202=True)
+    server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         env = Env(keys, str(server.make_url("")).rstrip("/"), "http://127.0.0.1:9/n", Receiver())

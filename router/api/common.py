@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from router.errors import RouterError, not_found, unauthorized
-from router.limits import merchant_spec, too_many
+from router.limits import merchant_spec
 from router.merchants import Merchant
-from router.replies import Reply
+from router.payments.replies import REPLAYED, Reply, refusal
 from router.services import SERVICES, Services
 from router.store import keys
+from router.store.outcomes import KeyInUse, KeyReused, Replayed
 from router.validation import digest
 
 
@@ -46,10 +47,10 @@ async def authenticate(request: web.Request, *, limit: bool = True) -> Merchant:
     if merchant is None:
         raise unauthorized()
     if limit:
-        limited = await svc.store.rate_limit([merchant_spec(svc.settings, merchant)])
+        limited = await svc.store.limits.admit([merchant_spec(svc.settings, merchant)])
         if limited is not None:
             svc.metrics.rate_limited.labels("merchant").inc()
-            raise too_many(limited, "merchant")
+            raise refusal(limited, limit="merchant")
     return merchant
 
 
@@ -84,9 +85,6 @@ def owned(merchant: Merchant, owner_id: str | None, what: str) -> None:
         raise not_found(what)
 
 
-ADMIN_SCOPE = (0, "admin")  # idempotency keys of admin calls share one scope
-
-
 def scope_of(merchant: Merchant) -> tuple[int, str]:
     return merchant.shard, merchant.id
 
@@ -103,25 +101,23 @@ async def idempotent(
         return respond(await action())
     svc = services(request)
     shard, scope_id = scope
-    owner = keys.new_id("own", shard)
+    owner = keys.new_id(svc.clock, "own", shard)
     lease_ms = int(svc.settings.idempotency.lease_s * 1000)
-    claim = await svc.store.idem_claim(shard, scope_id, key, request_hash(request, body),
-                                       owner, lease_ms)
-    if claim.kind == "replay":
-        status, body = claim.replayed()
-        return respond(Reply(status, body, {"Idempotent-Replayed": "true"}))
-    if claim.kind == "in_use":
-        raise RouterError(409, "idempotency_key_in_use",
-                          "A request with this Idempotency-Key is still in progress.")
-    if claim.kind == "reused":
-        raise RouterError(422, "idempotency_key_reused",
-                          "This Idempotency-Key was used with a different request body.")
+    claim = await svc.store.idempotency.claim(shard, scope_id, key,
+                                              request_hash(request, body), owner, lease_ms)
+    match claim:
+        case Replayed(status, stored):
+            return respond(Reply(status, stored, REPLAYED))
+        case KeyInUse() | KeyReused():
+            raise refusal(claim)
     try:
         reply = await action()
     except RouterError:
-        await svc.store.idem_settle(shard, scope_id, key, owner, None, b"")
+        await svc.store.idempotency.settle(shard, scope_id, key, owner, None, b"")
         raise
     # Any other exception leaves the claim in place: its lease expires and a retry takes
     # it over.
-    await svc.store.idem_settle(shard, scope_id, key, owner, reply.status, reply.body)
+    await svc.store.idempotency.settle(shard, scope_id, key, owner,
+                                       None if reply.provisional else reply.status,
+                                       reply.body)
     return respond(reply)

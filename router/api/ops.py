@@ -22,11 +22,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     svc = services(request)
     try:
-        await svc.store.link.ping()
+        await svc.store.ping()
     except Exception:
         return json_reply(503, {"status": "unavailable", "redis": "unreachable",
-                                "adapters": sorted(svc.adapters)})
-    return json_reply(200, {"status": "ready", "redis": "ok", "adapters": sorted(svc.adapters)})
+                                "adapters": svc.rails.names()})
+    return json_reply(200, {"status": "ready", "redis": "ok", "adapters": svc.rails.names()})
 
 
 @routes.get("/metrics")

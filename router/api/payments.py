@@ -15,16 +15,17 @@ from router.api.common import (
     scope_of,
     services,
 )
+from router.api.schemas import Close, PaymentCreate, decode
 from router.domain import Payment
 from router.errors import not_found, validation_error
 from router.merchants import Merchant
-from router.validation import parse_json_object, payment_request
+from router.validation import payment_request
 
 routes = web.RouteTableDef()
 
 
 async def payment_of(request: web.Request, merchant: Merchant) -> Payment:
-    payment = await services(request).store.load_payment(request.match_info["id"])
+    payment = await services(request).store.payments.load(request.match_info["id"])
     owned(merchant, payment.merchant_id if payment else None, "payment")
     assert payment is not None
     return payment
@@ -35,12 +36,12 @@ async def create_payment(request: web.Request) -> web.Response:
     svc = services(request)
     merchant = await authenticate(request, limit=False)
     raw = await request.read()
-    req = payment_request(parse_json_object(raw))
+    req = payment_request(decode(raw, PaymentCreate))
     key = idempotency_key(request)
     rail, routing = svc.router.choose(merchant, req)
     idem = (key, request_hash(request, raw)) if key else None
-    return respond(await svc.engine.create(merchant, req, rail, routing, idem,
-                                           method=svc.router.kind(rail)))
+    return respond(await svc.payments.creator.create(merchant, req, rail, routing, idem,
+                                                     method=svc.router.kind(rail)))
 
 
 @routes.get("/v1/payments")
@@ -50,7 +51,7 @@ async def find_payment(request: web.Request) -> web.Response:
     otn = request.query.get("out_trade_no")
     if not otn:
         raise validation_error("out_trade_no", "Give out_trade_no to look a payment up.")
-    payment = await svc.store.payment_by_out_trade_no(merchant.shard, merchant.id, otn)
+    payment = await svc.store.payments.by_out_trade_no(merchant.shard, merchant.id, otn)
     if payment is None:
         raise not_found("payment")
     return json_reply(200, payment.to_json())
@@ -67,8 +68,7 @@ async def close_payment(request: web.Request) -> web.Response:
     svc = services(request)
     merchant = await authenticate(request)
     raw = await request.read()
-    if raw.strip():
-        parse_json_object(raw)
+    decode(raw, Close, empty_ok=True)
     payment = await payment_of(request, merchant)
     return await idempotent(request, scope_of(merchant), raw,
-                            lambda: svc.engine.close(payment))
+                            lambda: svc.payments.settler.close(payment))

@@ -13,7 +13,8 @@ from router.api.common import (
     services,
 )
 from router.api.payments import payment_of
-from router.validation import parse_json_object, refund_request
+from router.api.schemas import RefundCreate, decode
+from router.validation import refund_request
 
 routes = web.RouteTableDef()
 
@@ -23,10 +24,10 @@ async def create_refund(request: web.Request) -> web.Response:
     svc = services(request)
     merchant = await authenticate(request)
     raw = await request.read()
-    req = refund_request(parse_json_object(raw))
+    req = refund_request(decode(raw, RefundCreate))
     payment = await payment_of(request, merchant)
     return await idempotent(request, scope_of(merchant), raw,
-                            lambda: svc.refunds.create(payment, req))
+                            lambda: svc.payments.refunds.create(payment, req))
 
 
 @routes.get("/v1/payments/{id}/refunds")
@@ -34,7 +35,7 @@ async def list_refunds(request: web.Request) -> web.Response:
     svc = services(request)
     merchant = await authenticate(request)
     payment = await payment_of(request, merchant)
-    refunds = await svc.store.refunds_of(payment.id)
+    refunds = await svc.store.refunds.of_payment(payment.id)
     return json_reply(200, {"object": "list", "data": [r.to_json() for r in refunds]})
 
 
@@ -42,7 +43,7 @@ async def list_refunds(request: web.Request) -> web.Response:
 async def get_refund(request: web.Request) -> web.Response:
     svc = services(request)
     merchant = await authenticate(request)
-    refund = await svc.store.load_refund(request.match_info["id"])
+    refund = await svc.store.refunds.load(request.match_info["id"])
     owned(merchant, refund.merchant_id if refund else None, "refund")
     assert refund is not None
     return json_reply(200, refund.to_json())

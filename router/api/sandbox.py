@@ -11,7 +11,7 @@ from router.api.common import authenticate, idempotent, scope_of, services
 from router.api.payments import payment_of
 from router.domain import UNSETTLED, Payment
 from router.errors import RouterError, invalid_state
-from router.replies import Reply
+from router.payments.replies import Reply
 from router.services import Services
 
 routes = web.RouteTableDef()
@@ -43,7 +43,7 @@ async def _drive(svc: Services, payment: Payment, outcome: str) -> Reply:
     except aiohttp.ClientError:
         raise RouterError(502, "adapter_error", "The simulator cannot be reached.") from None
     # Learn the outcome now rather than waiting for the notification.
-    payment = await svc.engine.check(payment)
+    payment = await svc.payments.settler.check(payment)
     return Reply.json(200, payment.to_json())
 
 

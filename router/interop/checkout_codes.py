@@ -5,32 +5,44 @@ the amount) or an `order` code (a fixed amount for one order). Its URL, printed 
 is opened by whichever app scanned it: `GET /c/{code}` starts the payment on that
 wallet's rail in the scene that app supports (see pages.py), or lets a plain browser
 choose. An order code makes exactly one payment: its `out_trade_no` is the order's, so a
-second opening in the same wallet finds the same payment and one from another wallet or
-payer gets a clear 409.
+second opening in the same wallet finds the same payment, and one from another wallet or
+payer takes the unpaid payment over (payments/handover.py: the first wallet's order is
+closed at its rail, confirmed, before the new one starts). A payment already being paid
+(the payer confirming) gets a clear 409; a paid one is shown as paid.
 """
 
 from __future__ import annotations
 
 import html
-import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from adapters.base import Scene
 from router.api.common import authenticate, idempotent, json_reply, scope_of, services
-from router.domain import iso
+from router.api.schemas import CheckoutCodeCreate, PaymentCreate, decode
+from router.domain import Status, iso
 from router.errors import RouterError, not_found, validation_error
-from router.interop.pages import answer, chooser, error_page, page, plan_for, wants_json
-from router.replies import Reply
+from router.interop.pages import (
+    Plan,
+    answer,
+    chooser,
+    error_page,
+    hand_over,
+    page,
+    plan_for,
+    wants_json,
+)
+from router.merchants import Merchant
+from router.payments.replies import Reply
+from router.payments.settle import scene_now
 from router.security import random_token
+from router.services import Services
 from router.store import keys
-from router.validation import MAX_AMOUNT, PaymentRequest, parse_json_object, payment_request
+from router.validation import MAX_AMOUNT, PaymentRequest, payment_request
 
 routes = web.RouteTableDef()
-
-_FIELDS = frozenset({"type", "amount", "currency", "description", "out_trade_no",
-                     "notify_url", "metadata"})
 
 
 @routes.post("/v1/checkout_codes")
@@ -38,13 +50,12 @@ async def create_code(request: web.Request) -> web.Response:
     svc = services(request)
     merchant = await authenticate(request)
     raw = await request.read()
-    code = _checked(parse_json_object(raw))
+    code = _checked(decode(raw, CheckoutCodeCreate))
 
     async def make() -> Reply:
-        cid = keys.new_id("cc", merchant.shard)
-        stored = {**code, "merchant": merchant.id, "created_ms": int(time.time() * 1000)}
-        await svc.store.link.call("SET", keys.checkout_code(merchant.shard, cid),
-                                  orjson.dumps(stored))
+        cid = keys.new_id(svc.clock, "cc", merchant.shard)
+        stored = {**code, "merchant": merchant.id, "created_ms": svc.clock.now_ms()}
+        await svc.store.interop.put_code(merchant.shard, cid, orjson.dumps(stored))
         return Reply.json(201, _public(svc.settings.server.base_url(), cid, stored))
 
     return await idempotent(request, scope_of(merchant), raw, make)
@@ -89,46 +100,63 @@ async def open_code(request: web.Request) -> web.StreamResponse:
     routing = {"chosen": rail, "candidates": [rail],
                "reason": f"checkout code opened in {plan.wallet}"}
     try:
-        reply = await svc.engine.create(merchant, req, rail, routing, None, method=plan.kind)
+        reply = await svc.payments.creator.create(merchant, req, rail, routing, None,
+                                                  method=plan.kind)
     except RouterError as err:
-        if err.code == "out_trade_no_used":
-            return error_page(request, 409, "already_being_paid",
-                              "This order is already being paid by someone else or in "
-                              "another wallet.")
+        if err.code == "out_trade_no_used":  # the order, opened elsewhere before
+            return await _take_over(request, svc, merchant, otn, rail, plan)
         return error_page(request, err.http_status, err.code, err.message)
     return answer(request, reply.status, orjson.loads(reply.body))
 
 
+async def _take_over(request: web.Request, svc: Services, merchant: Merchant, otn: str,
+                     rail: str, plan: Plan) -> web.StreamResponse:
+    """The order's payment was started by another wallet or payer: continue it here
+    while it is unpaid, show it once it is settled."""
+    payment = await svc.store.payments.by_out_trade_no(merchant.shard, merchant.id, otn)
+    if payment is None:
+        return error_page(request, 409, "already_being_paid",
+                          "This order is already being paid elsewhere.")
+    current = payment.rail.current
+    same_opener = (current.rail == rail and scene_now(payment) == plan.scene
+                   and (current.payer or payment.payer) == plan.payer)
+    if same_opener or payment.status not in (Status.REQUIRES_ACTION, Status.PROCESSING):
+        return answer(request, 200, payment.to_json())
+    if payment.status is Status.PROCESSING:
+        return error_page(request, 409, "already_being_paid",
+                          "This order is being paid right now by someone else or in "
+                          "another wallet.")
+    return await hand_over(request, svc, payment, rail, plan, "checkout_code")
+
+
 # --------------------------------------------------------------------------- helpers
-def _checked(body: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(body) - _FIELDS
-    if unknown:
-        raise validation_error(sorted(unknown)[0], f"Unknown field {sorted(unknown)[0]!r}.")
-    kind = body.get("type")
-    if kind not in ("static", "order"):
-        raise validation_error("type", "type must be \"static\" or \"order\".")
-    if kind == "static":
+def _checked(body: CheckoutCodeCreate) -> dict[str, Any]:
+    """The code as stored; its payment fields checked as a payment's would be."""
+    if body.type == "static":
         for field in ("amount", "out_trade_no"):
-            if field in body:
+            if getattr(body, field) is not None:
                 raise validation_error(field, f"A static code has no {field}: the payer "
                                        "enters the amount and each payment gets its own.")
-        body = {**body, "amount": 1, "out_trade_no": "x"}  # to validate the rest alike
-    payment_fields = {k: v for k, v in body.items() if k != "type"}
-    req = payment_request({**payment_fields, "scene": "native"})
-    code: dict[str, Any] = {"type": kind, "currency": req.currency,
+    elif body.amount is None or body.out_trade_no is None:
+        field = "amount" if body.amount is None else "out_trade_no"
+        raise validation_error(field, f"An order code needs its {field}.")
+    req = payment_request(PaymentCreate(
+        amount=body.amount or 1, currency=body.currency, out_trade_no=body.out_trade_no or "x",
+        scene=Scene.NATIVE, description=body.description, notify_url=body.notify_url,
+        metadata=body.metadata))
+    code: dict[str, Any] = {"type": body.type, "currency": req.currency,
                             "description": req.description, "metadata": req.metadata}
     if req.notify_url:
         code["notify_url"] = req.notify_url
-    if kind == "order":
+    if body.type == "order":
         code["amount"], code["out_trade_no"] = req.amount, req.out_trade_no
     return code
 
 
 async def _load(request: web.Request, cid: str) -> dict[str, Any] | None:
-    shard = keys.shard_of(cid)
-    if shard is None or not cid.startswith("cc_"):
+    if not cid.startswith("cc_"):
         return None
-    raw = await services(request).store.link.call("GET", keys.checkout_code(shard, cid))
+    raw = await services(request).store.interop.code(cid)
     loaded: dict[str, Any] | None = orjson.loads(raw) if raw else None
     return loaded
 

@@ -16,7 +16,11 @@ from typing import Any, final
 import orjson
 from aiohttp import web
 
+from adapters.base import Scene
+from router.domain import Payment
+from router.errors import RouterError
 from router.routing.wallet import WALLET_RAILS, wallet_of_user_agent
+from router.services import Services
 
 
 @final
@@ -24,7 +28,7 @@ from router.routing.wallet import WALLET_RAILS, wallet_of_user_agent
 class Plan:
     wallet: str
     kind: str  # the adapter to use
-    scene: str
+    scene: Scene
     payer: dict[str, str]
 
 
@@ -35,13 +39,13 @@ def plan_for(request: web.Request) -> Plan | None:
     if wallet == "wechat":
         openid = request.query.get("openid")
         if openid:
-            return Plan(wallet, WALLET_RAILS[wallet], "jsapi", {"openid": openid})
-        return Plan(wallet, WALLET_RAILS[wallet], "native", {"wallet": wallet})
+            return Plan(wallet, WALLET_RAILS[wallet], Scene.JSAPI, {"openid": openid})
+        return Plan(wallet, WALLET_RAILS[wallet], Scene.NATIVE, {"wallet": wallet})
     if wallet == "alipay":
         buyer_id = request.query.get("buyer_id")
         if buyer_id:
-            return Plan(wallet, WALLET_RAILS[wallet], "jsapi", {"buyer_id": buyer_id})
-        return Plan(wallet, WALLET_RAILS[wallet], "h5", {"wallet": wallet})
+            return Plan(wallet, WALLET_RAILS[wallet], Scene.JSAPI, {"buyer_id": buyer_id})
+        return Plan(wallet, WALLET_RAILS[wallet], Scene.H5, {"wallet": wallet})
     return None
 
 
@@ -99,3 +103,17 @@ def page(status: int, title: str, body: str) -> web.Response:
 def _money(payment: dict[str, Any]) -> str:
     amount = int(payment.get("amount", 0))
     return f"{amount // 100}.{amount % 100:02d} {html.escape(str(payment.get('currency', '')))}"
+
+
+async def hand_over(request: web.Request, svc: Services, payment: Payment, rail: str,
+                    plan: Plan, via: str) -> web.StreamResponse:
+    """Continue `payment` in the opener's wallet (payments/handover.py) and show it as it
+    then stands."""
+    try:
+        reply = await svc.payments.handover.hand_over(payment, rail, plan.scene, plan.payer,
+                                                      via)
+    except RouterError as err:
+        return error_page(request, err.http_status, err.code, err.message)
+    handed = await svc.store.payments.load(payment.id)
+    assert handed is not None
+    return answer(request, reply.status if reply.status >= 400 else 200, handed.to_json())

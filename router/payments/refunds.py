@@ -16,21 +16,19 @@ import orjson
 
 from adapters.base import RailError, RailResult, RailStatus, RefundQuery
 from adapters.base import Refund as RefundOp
+from router.clock import Clock
 from router.domain import REFUND_EVENTS, Payment, Refund, RefundStatus
-from router.errors import RouterError, invalid_state, not_found
-from router.events import event, now_ms
+from router.events import event
+from router.payments.replies import Reply, refusal
 from router.railclient import RailClient
-from router.replies import Reply
 from router.settings import Settings
 from router.store import keys
-from router.store.store import Finish, Store
+from router.store.finish import Finish
+from router.store.outcomes import Created, Moved, RefundExists
+from router.store.store import Store
 from router.validation import RefundRequest
 
 log = logging.getLogger("payrouter.refunds")
-
-
-def refund_id_of(rail_refund_no: str) -> str:
-    return "re_" + rail_refund_no
 
 
 def refund_status_of(result: RailResult) -> RefundStatus | None:
@@ -45,53 +43,41 @@ def refund_status_of(result: RailResult) -> RefundStatus | None:
 
 @final
 class Refunds:
-    __slots__ = ("rails", "settings", "store")
+    __slots__ = ("clock", "rails", "settings", "store")
 
-    def __init__(self, store: Store, rails: RailClient, settings: Settings) -> None:
+    def __init__(self, store: Store, rails: RailClient, settings: Settings,
+                 clock: Clock) -> None:
         self.store = store
         self.rails = rails
         self.settings = settings
+        self.clock = clock
 
     async def create(self, payment: Payment, req: RefundRequest) -> Reply:
-        now = now_ms()
-        shard = keys.shard_of(payment.id) or 0
+        now = self.clock.now_ms()
+        shard = keys.shard_in(payment.id)
         attempt = payment.rail.current
         refund = Refund(
-            id=keys.new_id("re", shard), payment_id=payment.id, merchant_id=payment.merchant_id,
+            id=keys.new_id(self.clock, "re", shard), payment_id=payment.id,
+            merchant_id=payment.merchant_id,
             amount=req.amount, currency=payment.currency, out_refund_no=req.out_refund_no,
             reason=req.reason, rail=attempt.rail, rail_order_no=attempt.rail_order_no,
             created_ms=now, status=RefundStatus.PROCESSING, updated_ms=now,
         )
-        outcome = await self.store.create_refund(
+        outcome = await self.store.refunds.create(
             refund, fingerprint=req.fingerprint(),
             first_due_ms=now + int(self.settings.sweeper.first_check_s * 1000),
         )
-        match outcome.kind:
-            case "created":
+        match outcome:
+            case Created():
                 settled = await self._send(refund, payment)
                 return Reply.json(201, settled.to_json())
-            case "exists":
-                existing = await self.store.load_refund(outcome.values[0].decode())
+            case RefundExists(refund_id):
+                existing = await self.store.refunds.load(refund_id)
                 if existing is None:
                     raise RuntimeError("refund index points at a missing refund")
                 return Reply.json(200, existing.to_json())
-            case "conflict":
-                raise RouterError(409, "out_refund_no_used",
-                                  "out_refund_no was already used with different parameters.",
-                                  param="out_refund_no")
-            case "state":
-                current = outcome.values[0].decode()
-                raise invalid_state(f"Only a paid payment can be refunded; this one is {current}.")
-            case "exceeds":
-                raise RouterError(
-                    422, "refund_exceeds_amount",
-                    f"Refunds would exceed the amount paid; at most "
-                    f"{outcome.values[0].decode()} can still be refunded.", param="amount",
-                )
-            case "missing":
-                raise not_found("payment")
-            case other:
-                raise RuntimeError(f"unexpected refund outcome {other}")
+            case _:
+                raise refusal(outcome)
 
     def _op(self, refund: Refund, payment_amount: int) -> RefundOp:
         return RefundOp(
@@ -125,23 +111,23 @@ class Refunds:
         """Compare-and-set from processing; a refund already settled stays as it is."""
         if refund.status is not RefundStatus.PROCESSING:
             return refund
-        now = max(now_ms(), refund.updated_ms + 1)
+        now = max(self.clock.now_ms(), refund.updated_ms + 1)
         checks = refund.checks + (1 if status is RefundStatus.PROCESSING else 0)
         new = replace(refund, status=status, updated_ms=now, checks=checks)
-        shard = keys.shard_of(refund.id) or 0
         event_id, event_body = "", b""
         if event_type := REFUND_EVENTS.get(status):
-            event_id, event_body = event(shard, event_type, orjson.dumps(new.to_json()), now)
+            event_id, event_body = event(self.clock, keys.shard_in(refund.id), event_type,
+                                         orjson.dumps(new.to_json()), now)
         due = (str(now + int(self.settings.sweeper.query_every_s * 1000))
                if status is RefundStatus.PROCESSING else "-")
-        outcome = await self.store.refund_transition(
+        outcome = await self.store.refunds.transition(
             new, RefundStatus.PROCESSING.value,
             Finish(due_action=due, event_id=event_id, event_body=event_body,
                    webhook_url=webhook_url or ""),
         )
-        if outcome.kind == "ok":
+        if isinstance(outcome, Moved):
             return new
-        reloaded = await self.store.load_refund(refund.id)
+        reloaded = await self.store.refunds.load(refund.id)
         return reloaded or refund
 
     async def check(self, refund: Refund, payment: Payment) -> Refund:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import os
 import socket
@@ -29,13 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final, final
 
 from router.settings import BreakerSettings
-from router.store.link import RedisLink
+from router.store.health import HealthStore
 
 log = logging.getLogger("payrouter.health")
 
-CLOSED: Final = "closed"
-OPEN: Final = "open"
-HALF_OPEN: Final = "half_open"
+class BreakerState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
 
 _LATENCIES_KEPT: Final = 2000
 
@@ -57,7 +59,7 @@ class _Local:
 class RailView:
     """What all processes together know of a rail, as of the last sync."""
 
-    state: str = CLOSED
+    state: BreakerState = BreakerState.CLOSED
     calls: int = 0
     failed: int = 0
     p50_ms: float | None = None
@@ -107,113 +109,90 @@ class HealthBook:
     def admits(self, rail: str) -> bool:
         """May a call go to `rail` now? Open: no. Half-open: while probes are left."""
         state = self.view(rail).state
-        if state == OPEN:
+        if state == BreakerState.OPEN:
             return False
-        if state == HALF_OPEN:
+        if state == BreakerState.HALF_OPEN:
             if self._probes_left.get(rail, 0) <= 0:
                 return False
             self._probes_left[rail] -= 1
         return True
 
     # ----------------------------------------------------------------- sharing
-    async def run(self, fast: RedisLink, interval_s: float, stop: asyncio.Event) -> None:
+    async def run(self, store: HealthStore, interval_s: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.sync(fast)
+                await self.sync(store)
             except Exception:
                 log.exception("health sync failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
 
-    async def sync(self, fast: RedisLink, now: float | None = None) -> None:
+    async def sync(self, store: HealthStore, now: float | None = None) -> None:
         now = time.time() if now is None else now
         second = int(now)
-        await asyncio.gather(*(self._push(fast, rail, second) for rail in self.rails))
-        views = await asyncio.gather(*(self._pull(fast, rail, now) for rail in self.rails))
+        await asyncio.gather(*(self._push(store, rail, second) for rail in self.rails))
+        views = await asyncio.gather(*(self._pull(store, rail, now) for rail in self.rails))
         for rail, view in zip(self.rails, views, strict=True):
             # Probes go out once the half-open window (whole seconds after it began) is
             # counting: a result pushed into the second it began would be ignored, and
             # with its probes spent the rail would stay half-open for good.
-            if (view.state == HALF_OPEN and self._probed[rail] != view.since
+            if (view.state == BreakerState.HALF_OPEN and self._probed[rail] != view.since
                     and second > int(view.since)):
                 self._probes_left[rail] = self.breaker.probes
                 self._probed[rail] = view.since
             self._views[rail] = view
 
-    async def _push(self, fast: RedisLink, rail: str, second: int) -> None:
+    async def _push(self, store: HealthStore, rail: str, second: int) -> None:
         local = self._local[rail]
         ok, failed = local.ok, local.failed
         local.ok = local.failed = 0
-        bucket = f"health:{rail}:{second}"
-        ttl = int(self.breaker.window_s * 3) + 10
         if ok or failed:
-            await asyncio.gather(fast.call("HINCRBY", bucket, "ok", ok),
-                                 fast.call("HINCRBY", bucket, "failed", failed),
-                                 fast.call("EXPIRE", bucket, ttl))
+            await store.add_calls(rail, second, ok, failed, int(self.breaker.window_s * 3) + 10)
         cutoff = time.monotonic() - self.breaker.window_s
         while local.latencies and local.latencies[0][0] < cutoff:
             local.latencies.popleft()
         latencies = [ms for _, ms in local.latencies]
-        if latencies:
-            p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
-            await fast.call("HSET", f"health:{rail}:latency", self.process,
-                            f"{p50:.3f},{p99:.3f},{second}")
+        p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+        if p50 is not None and p99 is not None:
+            await store.set_latency(rail, self.process, p50, p99, second)
 
-    async def _pull(self, fast: RedisLink, rail: str, now: float) -> RailView:
-        breaker = await fast.call("HGETALL", f"health:{rail}:breaker")
-        fields = dict(zip(breaker[::2], breaker[1::2], strict=True))
-        state = (fields.get(b"state") or CLOSED.encode()).decode()
-        since = float(fields.get(b"since") or 0)
+    async def _pull(self, store: HealthStore, rail: str, now: float) -> RailView:
+        stored, since, until = await store.breaker(rail)
+        state = BreakerState(stored) if stored else BreakerState.CLOSED
         window_start = now - self.breaker.window_s
-        if state == HALF_OPEN:
+        if state == BreakerState.HALF_OPEN:
             window_start = max(window_start, since + 1)  # whole seconds after it opened
-        elif state == CLOSED:
+        elif state == BreakerState.CLOSED:
             window_start = max(window_start, since)  # not the failures that opened it
-        calls, failed = await self._window(fast, rail, int(window_start), int(now))
-        p50, p99 = await self._latency(fast, rail, int(now))
+        calls, failed = await store.calls(rail, int(window_start), int(now))
+        p50, p99 = await self._latency(store, rail, int(now))
         view = RailView(state, calls, failed, p50, p99, since)
-        decided = self._decide(view, now, float(fields.get(b"until") or 0))
+        decided = self._decide(view, now, until)
         if decided != state:
-            await self._set_state(fast, rail, decided, now)
+            until = now + self.breaker.cool_down_s if decided is BreakerState.OPEN else 0
+            await store.set_breaker(rail, decided, now, until)
             log.warning("rail %s breaker %s -> %s (%d calls, %d failed, p99 %s ms)",
                         rail, state, decided, calls, failed, p99)
             since = now
         return RailView(decided, calls, failed, p50, p99, since)
 
-    async def _window(self, fast: RedisLink, rail: str, start: int, end: int) -> tuple[int, int]:
-        buckets = await asyncio.gather(*(
-            fast.call("HMGET", f"health:{rail}:{second}", "ok", "failed")
-            for second in range(start, end + 1)))
-        ok = sum(int(b[0] or 0) for b in buckets)
-        failed = sum(int(b[1] or 0) for b in buckets)
-        return ok + failed, failed
-
-    async def _latency(self, fast: RedisLink, rail: str, now: int) -> tuple[Any, Any]:
-        flat = await fast.call("HGETALL", f"health:{rail}:latency")
-        fresh = []
-        for value in flat[1::2]:
-            p50, p99, at = value.decode().split(",")
-            if now - int(at) <= self.breaker.window_s:
-                fresh.append((float(p50), float(p99)))
+    async def _latency(self, store: HealthStore, rail: str, now: int) -> tuple[Any, Any]:
+        fresh = [(p50, p99) for p50, p99, at in await store.latencies(rail)
+                 if now - at <= self.breaker.window_s]
         if not fresh:
             return None, None
         # Across processes: the median of medians, and the worst p99.
         return _percentile([f[0] for f in fresh], 0.5), max(f[1] for f in fresh)
 
-    def _decide(self, view: RailView, now: float, until: float) -> str:
+    def _decide(self, view: RailView, now: float, until: float) -> BreakerState:
         b = self.breaker
-        if view.state == OPEN:
-            return HALF_OPEN if now >= until else OPEN
+        if view.state == BreakerState.OPEN:
+            return BreakerState.HALF_OPEN if now >= until else BreakerState.OPEN
         sick = view.calls >= b.min_calls and view.failed / view.calls >= b.error_rate
         slow = (view.calls >= b.min_calls and b.latency_ms > 0 and view.p99_ms is not None
                 and view.p99_ms > b.latency_ms)
-        if view.state == HALF_OPEN:
+        if view.state == BreakerState.HALF_OPEN:
             if view.failed > 0:
-                return OPEN
-            return CLOSED if view.calls > 0 else HALF_OPEN
-        return OPEN if (sick or slow) else CLOSED
-
-    async def _set_state(self, fast: RedisLink, rail: str, state: str, now: float) -> None:
-        until = now + self.breaker.cool_down_s if state == OPEN else 0
-        await fast.call("HSET", f"health:{rail}:breaker", "state", state,
-                        "since", repr(now), "until", repr(until))
+                return BreakerState.OPEN
+            return BreakerState.CLOSED if view.calls > 0 else BreakerState.HALF_OPEN
+        return BreakerState.OPEN if (sick or slow) else BreakerState.CLOSED

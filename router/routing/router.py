@@ -23,19 +23,14 @@ from pathlib import Path
 from typing import Any, Final, final
 
 from adapters.base import Adapter
+from router.config_file import parse_rules
 from router.errors import validation_error
 from router.merchants import Merchant
 from router.routing import strategies
-from router.routing.health import OPEN, HealthBook
+from router.routing.health import BreakerState, HealthBook
 from router.routing.rules import check_rule, matches
 from router.routing.wallet import WALLET_RAILS, wallet_of_payer
-from router.settings import (
-    RailSettings,
-    RoutingSettings,
-    RuleSettings,
-    SettingsError,
-    parse_rule,
-)
+from router.settings import RailSettings, RoutingSettings, RuleSettings, SettingsError
 from router.validation import PaymentRequest
 
 log = logging.getLogger("payrouter.routing")
@@ -109,7 +104,7 @@ class Router:
     def rail_for(self, merchant: Merchant, kind: str, scene: str) -> str | None:
         """The merchant's rail of adapter `kind` that takes `scene`, breaker permitting."""
         rails = [r for r in self._pool(merchant, scene) if self._kind(r) == kind]
-        return next((r for r in rails if self.health.view(r).state != OPEN),
+        return next((r for r in rails if self.health.view(r).state is not BreakerState.OPEN),
                     rails[0] if rails else None)
 
     def kind(self, rail: str) -> str:
@@ -173,7 +168,8 @@ class Router:
             chosen, note = ordered[0], "; every candidate's breaker is open, trying anyway"
         elif chosen != ordered[0]:
             note = f"; {', '.join(ordered[:ordered.index(chosen)])} passed over (breaker)"
-        rest = [r for r in ordered if r != chosen and self.health.view(r).state != OPEN]
+        rest = [r for r in ordered
+                if r != chosen and self.health.view(r).state is not BreakerState.OPEN]
         return chosen, [chosen, *rest], note
 
     def _pool(self, merchant: Merchant, scene: str) -> list[str]:
@@ -227,7 +223,7 @@ def _load_rules(path: Path) -> tuple[RuleSettings, ...]:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(str(exc)) from exc
-    rules = tuple(parse_rule(i, r) for i, r in enumerate(raw.get("rules", [])))
+    rules = parse_rules(raw.get("rules", []))
     for rule in rules:
         check_rule(rule)
     return rules

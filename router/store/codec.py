@@ -3,7 +3,7 @@
 A body is stored as one version byte followed by raw DEFLATE data compressed against a
 preset dictionary of the API's own vocabulary, so even a single small document shrinks
 to a fraction (a 640-byte payment answer to about 120 bytes). A dictionary, once used,
-must never change: a new one takes a new version byte and the old stays readable.
+must never change: a new one takes a new version byte, and the old stays readable.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import zlib
 from typing import Final
 
 _RAW: Final = b"\x00"  # stored as is (small bodies, or nothing gained)
-_V1: Final = b"\x01"  # still read; written before the routing explanation grew
 _V2: Final = b"\x02"
 
-_DICT_V1: Final = (
+# The API's vocabulary, the most common last (nearer strings cost fewer bits): a 640-byte
+# payment answer packs to about 120 bytes.
+_DICT_V2: Final = (
     b'{"error":{"code":"","message":"","param":"payment_id":"pay_","payment_status":"'
     b'{"id":"evt_","object":"event","type":"payment.succeeded","payment.failed",'
     b'"payment.closed","refund.succeeded","refund.failed","created_at":"2026-11-22T","data":'
@@ -30,13 +31,7 @@ _DICT_V1: Final = (
     b'"attempts":[{"number":1,"adapter":"","rail_order_no":"_1"}],"notify_url":"https://",'
     b'"action":{"type":"qr_code","qr_code":"weixin://wxpay/bizpayurl?pr=","sdk_params",'
     b'"redirect","url":"https://"},"failure":{"code":"","message":""},"rail_reference":"'
-)
-_WBITS_V1: Final = -11  # raw DEFLATE, 2 KiB window: the dictionary plus one body fit
-
-# V1 plus the routing explanation, attempts and event envelope as answers carry them now,
-# the most common last (nearer strings cost fewer bits): a 640-byte payment answer
-# packs to about 120 bytes instead of 190.
-_DICT_V2: Final = _DICT_V1 + (
+    # the routing explanation, attempts and event envelope as answers carry them
     b'"reason":"default order of rails taking the scene","the payer\'s wallet (wechatpay) '
     b'first","rule \'","\', strategy ","; breaker open on ",'
     b'"strategy":"priority","weighted","success_rate","cost","rule":"",'
@@ -69,10 +64,7 @@ def unpack(stored: bytes) -> bytes:
     version, data = stored[:1], stored[1:]
     if version == _RAW:
         return data
-    if version == _V2:
-        decompressor = zlib.decompressobj(_WBITS_V2, _DICT_V2)
-    elif version == _V1:
-        decompressor = zlib.decompressobj(_WBITS_V1, _DICT_V1)
-    else:
+    if version != _V2:
         raise ValueError(f"unknown stored body version {version!r}")
+    decompressor = zlib.decompressobj(_WBITS_V2, _DICT_V2)
     return decompressor.decompress(data) + decompressor.flush()

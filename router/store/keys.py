@@ -16,9 +16,6 @@ one merchant is served by one master (docs/capacity.md).
     apikey:{hash}                   string merchant id (hash = keyed BLAKE2b of the key)
     {N}p:{pid}                      hash   payment (d creation blob, x rail state, s, v, u,
                                            a amount, f fingerprint, rr reserved, rf refunded)
-    {N}o:{mid}:{out_trade_no}       string "payment id|fingerprint": the natural key as
-                                           written before payment ids were derived from it
-                                           (payment_id below); still read, no longer written
     {N}i:{mid}:{idempotency key}    hash   idempotency claim / stored response
     {N}r:{rid}                      hash   refund (d, x, s, u, a)
     {N}ro:{pid}:{out_refund_no}     string refund id
@@ -33,9 +30,9 @@ one merchant is served by one master (docs/capacity.md).
     q:rail:{name}                   string GCRA state, rail quota: global, so it is taken by
                                            a call of its own before the create script
                                     (each q: key gets ":{rps}/{burst}" appended, limits.py)
-    {N}sl:{link id}                 hash   a pay-for-me link (payment id), expiring
+    {N}sl:{link id}                 string a pay-for-me link: the payment id, expiring
     {N}slc:{pid}                    string the claim on a payment's links (one payer)
-    {N}cc:{code id}                 hash   a checkout code (merchant, type, amount, ...)
+    {N}cc:{code id}                 string a checkout code (JSON: merchant, type, amount, ...)
     health:{rail}:...               hash   routing health buckets and breaker state (health.py)
     config:pepper                   string pepper for API-key hashes when none is configured
 """
@@ -46,7 +43,7 @@ import hashlib
 import zlib
 from typing import Final
 
-from router.security import random_token
+from router.clock import Clock
 
 ID_RANDOM_CHARS: Final = 20  # about 119 bits
 
@@ -55,9 +52,9 @@ def shard_for(merchant_id: str, shards: int) -> int:
     return zlib.crc32(merchant_id.encode()) % shards
 
 
-def new_id(prefix: str, shard: int) -> str:
+def new_id(clock: Clock, prefix: str, shard: int) -> str:
     """`<prefix>_<shard as 2 hex digits><random>`: the slot is readable from the id."""
-    return f"{prefix}_{shard:02x}{random_token(ID_RANDOM_CHARS)}"
+    return f"{prefix}_{shard:02x}{clock.token(ID_RANDOM_CHARS)}"
 
 
 def payment_id(shard: int, merchant_id: str, out_trade_no: str) -> str:
@@ -93,6 +90,14 @@ def shard_of(object_id: str) -> int | None:
         return None
 
 
+def shard_in(object_id: str) -> int:
+    """The shard of an id the router made itself (a malformed one is a bug)."""
+    shard = shard_of(object_id)
+    if shard is None:
+        raise ValueError(f"malformed id {object_id!r}")
+    return shard
+
+
 def tag(shard: int) -> str:
     return f"{{{shard}}}"
 
@@ -107,10 +112,6 @@ def api_key(key_hash: str) -> str:
 
 def payment(shard: int, pid: str) -> str:
     return f"{{{shard}}}p:{pid}"
-
-
-def out_trade_no(shard: int, mid: str, otn: str) -> str:
-    return f"{{{shard}}}o:{mid}:{otn}"
 
 
 def idempotency(shard: int, mid: str, key: str) -> str:

@@ -30,6 +30,7 @@ class Scripts:
     outbox_settle: Script
     event_retried: Script
     event_redeliver: Script
+    health_add: Script
 
     @classmethod
     def load(cls) -> Scripts:

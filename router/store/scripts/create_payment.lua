@@ -1,10 +1,10 @@
 -- Accept a payment in one step: idempotency claim, rate limits, the out_trade_no natural
 -- key, the payment record and its sweeper entry. Nothing is written unless accepted.
 -- The payment id is derived from the merchant and out_trade_no (keys.payment_id), so the
--- record itself is the natural key; KEYS[2], the index older versions wrote, is only read.
--- KEYS: 1 idempotency, 2 legacy out_trade_no index, 3 payment, 4 due set,
---       5 merchant limit, 6 payer limit (all in the merchant's slot; the rail's quota is
---       global, so it is taken before this script by rate_limit.lua)
+-- record itself is the natural key.
+-- KEYS: 1 idempotency, 2 payment, 3 due set, 4 merchant limit, 5 payer limit (all in the
+--       merchant's slot; the rail's quota is global, so it is taken before this script
+--       by rate_limit.lua)
 -- ARGV: 1 use_idem, 2 request hash, 3 owner token, 4 lease ms, 5 idem ttl s,
 --       6 payment id, 7 fingerprint, 8 creation blob, 9 rail-state blob, 10 amount,
 --       11 now ms, 12 first due (ms), 13 status,
@@ -16,7 +16,7 @@ if use_idem then
   if decided then return decided end
 end
 
-local refused = admit({{KEYS[5], ARGV[14], ARGV[15]}, {KEYS[6], ARGV[16], ARGV[17]}}, srv)
+local refused = admit({{KEYS[4], ARGV[14], ARGV[15]}, {KEYS[5], ARGV[16], ARGV[17]}}, srv)
 if refused then return {'limited', tostring(refused[1]), tostring(refused[2]), refused[3]} end
 
 local function claim(pid)
@@ -27,22 +27,15 @@ local function claim(pid)
   end
 end
 
-local function existing(pid, fingerprint)
-  if fingerprint ~= ARGV[7] then return {'conflict', pid} end
-  claim(pid)
-  return {'exists', pid}
+local fingerprint = redis.call('HGET', KEYS[2], 'f')
+if fingerprint then
+  if fingerprint ~= ARGV[7] then return {'conflict', ARGV[6]} end
+  claim(ARGV[6])
+  return {'exists', ARGV[6]}
 end
 
-local fingerprint = redis.call('HGET', KEYS[3], 'f')
-if fingerprint then return existing(ARGV[6], fingerprint) end
-local legacy = redis.call('GET', KEYS[2])
-if legacy then
-  local sep = string.find(legacy, '|', 1, true)
-  return existing(string.sub(legacy, 1, sep - 1), string.sub(legacy, sep + 1))
-end
-
-redis.call('HSET', KEYS[3], 'd', ARGV[8], 'x', ARGV[9], 's', ARGV[13], 'v', '1',
+redis.call('HSET', KEYS[2], 'd', ARGV[8], 'x', ARGV[9], 's', ARGV[13], 'v', '1',
            'u', ARGV[11], 'a', ARGV[10], 'f', ARGV[7])
-redis.call('ZADD', KEYS[4], ARGV[12], 'p:' .. ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[12], 'p:' .. ARGV[6])
 claim(ARGV[6])
 return {'created'}

@@ -48,7 +48,8 @@ local function admit(specs, now)
 end
 
 -- The common tail of a state change: move the sweeper entry, append the outbox event,
--- and store the idempotent response if this call still owns the claim.
+-- and store the idempotent response if this call still owns the claim (an empty status
+-- releases the claim instead: the answer was provisional, a retry must ask again).
 -- a = {due_key, due_action ('' keep, '-' remove, else score), due_member,
 --      outbox_key, event_id, event_body, merchant_id, webhook_url,
 --      idem_key, idem_owner, idem_status, idem_body, idem_ttl}
@@ -62,6 +63,10 @@ local function finish(a)
     redis.call('XADD', a[4], '*', 'e', a[5], 'm', a[7], 'u', a[8], 'b', a[6])
   end
   if a[10] ~= '' and redis.call('HGET', a[9], 'o') == a[10] then
+    if a[11] == '' then
+      redis.call('DEL', a[9])
+      return
+    end
     redis.call('HSET', a[9], 'st', '1', 'c', a[11], 'b', a[12])
     redis.call('HDEL', a[9], 'o', 'l', 'p')  -- a settled claim needs only its answer
     redis.call('EXPIRE', a[9], a[13])
