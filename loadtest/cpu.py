@@ -46,10 +46,15 @@ class CpuSample:
         return CpuSample(procs, busy, steal, time.monotonic())
 
 
+def cpu_seconds(a: CpuSample, b: CpuSample) -> dict[str, float]:
+    """CPU time (user + system) each watched process used over [a, b], in seconds."""
+    return {name: b.procs[name] - a.procs[name] for name in a.procs}
+
+
 def cpu_share(a: CpuSample, b: CpuSample) -> dict[str, float]:
     """Percent of one core per process over [a, b]; `other` is the rest of the machine."""
     span = max(b.at - a.at, 1e-9)
-    share = {name: 100.0 * (b.procs[name] - a.procs[name]) / span for name in a.procs}
+    share = {name: 100.0 * used / span for name, used in cpu_seconds(a, b).items()}
     machine = 100.0 * (b.busy - a.busy) / span
     share["other"] = max(0.0, machine - sum(share.values()))
     share["steal"] = 100.0 * (b.steal - a.steal) / span

@@ -33,11 +33,13 @@ def app() -> web.Application:
     return application
 
 
-async def serve(host: str, port: int) -> None:
-    runner = web.AppRunner(app(), access_log=None)
+async def serve_until_signal(application: web.Application, host: str, port: int,
+                             name: str) -> None:
+    """Serve `application` on host:port until SIGINT or SIGTERM, then clean it up."""
+    runner = web.AppRunner(application, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    print(f"hello: listening on http://{host}:{port}", flush=True)
+    print(f"{name}: listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     args = p.parse_args(argv)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(args.host, args.port))
+        runner.run(serve_until_signal(app(), args.host, args.port, "hello"))
     return 0
 
 

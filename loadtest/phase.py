@@ -18,7 +18,7 @@ from typing import Any
 
 import redis as redis_sync
 
-from loadtest.cpu import CpuSample, cpu_share
+from loadtest.cpu import CpuSample, cpu_seconds, cpu_share
 from loadtest.generator import API_KEY_ENV, Result
 from loadtest.procs import Child, Children, sleep_until
 
@@ -44,6 +44,7 @@ class Load:
 class Window:
     results: list[Any]  # each generator's JSON
     cpu: dict[str, float]  # % of one core per process, over the measured window
+    cpu_s: dict[str, float]  # CPU seconds per watched process, over the measured window
     redis_commands: int | None  # processed by Redis during the window
 
 
@@ -72,7 +73,7 @@ def run_window(children: Children, gens: Sequence[GenSpec], start_at: float, loa
     results = [children.collect(g, deadline) for g in started]
     commands = (commands_after - commands_before
                 if commands_before is not None and commands_after is not None else None)
-    return Window(results, cpu_share(before, after), commands)
+    return Window(results, cpu_share(before, after), cpu_seconds(before, after), commands)
 
 
 # --------------------------------------------------------------------------- closed loop
@@ -87,6 +88,7 @@ class Phase:
     ok_total: int  # 2xx over the whole run (warmup and tail included)
     requests: int  # completed in the window
     cpu: dict[str, float]
+    cpu_s: dict[str, float]  # per watched process, over the window
     generator_late_s: float
     redis_commands: int | None = None  # processed by Redis during the window
 
@@ -101,8 +103,15 @@ class Phase:
                 "statuses": self.statuses,
                 "ratio": round(self.rps / baseline, 4) if baseline else None,
                 "requests": self.requests, "ok_total": self.ok_total,
-                "cpu_pct_of_core": self.cpu,
+                "cpu_pct_of_core": self.cpu, "cpu_us_per_request": self.cpu_us_per_request(),
                 "redis_commands_per_request": self.redis_per_request()}
+
+    def cpu_us_per_request(self) -> dict[str, float]:
+        """Each watched process's CPU time per request completed in the window (µs): what a
+        create costs the gateway, Redis, the bank simulator, the generator."""
+        if not self.requests:
+            return {}
+        return {name: round(1e6 * used / self.requests, 1) for name, used in self.cpu_s.items()}
 
     def redis_per_request(self) -> float | None:
         if self.redis_commands is None or not self.requests:
@@ -156,6 +165,7 @@ def measure(target: str, url: str, method: str | None, load: Load, children: Chi
         ok_total=sum(v for k, v in total.items() if is_2xx(k)),
         requests=sum(in_window.values()),
         cpu=window.cpu,
+        cpu_s=window.cpu_s,
         generator_late_s=max(r["late_s"] for r in results),
         redis_commands=window.redis_commands,
     )

@@ -9,16 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.openloop import LAG_WARN_MS
-from loadtest.tables import render
+from loadtest.tables import cpu_line, cpu_per_request_lines, render, verdict_lines, verdict_rows
 from loadtest.targets import Verdict
-
-
-def verdict_rows(verdicts: Sequence[Verdict]) -> list[list[str]]:
-    rows = [["target", "measured", "goal", "result"]]
-    for v in verdicts:
-        goal = f"{v.op} {v.target:g}{' ' + v.unit if v.unit else ''}"
-        rows.append([v.what, v.shown(v.value), goal, "PASS" if v.passed else "MISS"])
-    return rows
 
 
 def measurement_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -38,8 +30,7 @@ def measurement_rows(report: dict[str, Any]) -> list[list[str]]:
 def text(report: dict[str, Any], verdicts: Sequence[Verdict]) -> str:
     lines = render(measurement_rows(report))
     lines.append("")
-    lines += render(verdict_rows(verdicts))
-    lines += [f"note ({v.name}): {v.note}" for v in verdicts if v.note]
+    lines += verdict_lines(verdicts)
     ol = report["open_loop"]
     unc = ol.get("uncorrected_latency_ms", {})
     lag = ol.get("send_lag_ms", {})
@@ -55,7 +46,9 @@ def text(report: dict[str, Any], verdicts: Sequence[Verdict]) -> str:
                      "latencies")
     lines.append("CPU during each window, % of one core:")
     for name, cpu in report["cpu_by_phase"].items():
-        lines.append(f"  {name:<12}" + "  ".join(f"{k} {v:.0f}" for k, v in cpu.items()))
+        lines.append(f"  {name:<12}" + cpu_line(cpu))
+    lines += cpu_per_request_lines({p["target"]: p["cpu_us_per_request"]
+                                    for p in report["closed_loop"]})
     m = report["machine"]
     lines.append(f"machine: {m['cpus']} CPUs; load average {m['loadavg']} before, "
                  f"{m['loadavg_end']} after; other processes {m['other_cpu_pct_idle']}% "

@@ -4,12 +4,13 @@
 `EmbeddedRedis`, and cleans all of them up however the run ends (normally, by a
 `BenchError`, Ctrl-C or SIGTERM); the logs are kept after a failure. `start_stack` starts
 the hello-world, Redis, the bank simulator, a merchant and the gateway, and waits until
-each is ready.
+each is ready; `start_naive_peer` adds the reference gateway on the same Redis.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -36,6 +38,8 @@ from loadtest.redis_cluster import LocalCluster
 from router.embedded import EmbeddedRedis, free_port
 
 HIGH_LIMIT = 1_000_000_000  # rate limits nobody reaches
+NAIVE_PEER = "naive-peer"  # the peer's child process and its measurement
+NAIVE_PEER_DB = 1  # the gateway uses database 0: the peer's keys must not mix with the gateway's
 # Gateway configuration: merchant and payer limits out of the way of a load test.
 UNLIMITED_TOML = f"""
 [limits.merchant]
@@ -133,6 +137,57 @@ def start_stack(work: Workspace, workers: int = 1, cluster: LocalCluster | None 
                "bank-sim": [sim.proc.pid]}
     return Stack(hello, f"http://{HOST}:{port}/", gateway, gw_url, sim_url, redis_url,
                  api_key, watched)
+
+
+@dataclass
+class NaivePeer:
+    url: str  # POST /v1/payments creates a payment
+    api_key: str
+    watched: dict[str, list[int]]  # the peer's (as "gateway") and Redis's pids
+
+
+def start_naive_peer(work: Workspace, stack: Stack) -> NaivePeer:
+    """`loadtest.naive_peer` on the stack's single Redis, in a database of its own."""
+    port = free_port()
+    api_key = secrets.token_urlsafe(24)  # fresh per run: it lives as long as the peer
+    peer = work.children.start(NAIVE_PEER, [
+        sys.executable, "-m", "loadtest.naive_peer", "--port", str(port),
+        "--redis-url", redis_url_with_db(stack.redis_url, NAIVE_PEER_DB), "--api-key", api_key,
+    ])
+    url = f"http://{HOST}:{port}"
+    wait_ready(peer, f"{url}/healthz")
+    return NaivePeer(url, api_key, {"gateway": [peer.proc.pid], "redis": stack.watched["redis"]})
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRun:
+    """One closed-loop create measurement: the server, and the rail named in the body."""
+
+    target: str
+    method: str
+    url: str
+    watched: dict[str, list[int]]
+    api_key: str
+
+
+def create_runs(stack: Stack, peer: NaivePeer | None) -> list[CreateRun]:
+    """instant, the naive peer (if any), bank. The peer gets instant's body right after
+    it: runs close in time see the same background load, so their ratio is less noisy."""
+    payments = f"{stack.gateway_url}/v1/payments"
+    runs = [CreateRun("instant", "instant", payments, stack.watched, stack.api_key)]
+    if peer is not None:
+        runs.append(CreateRun(NAIVE_PEER, "instant", f"{peer.url}/v1/payments",
+                              peer.watched, peer.api_key))
+    runs.append(CreateRun("bank", "bank", payments, stack.watched, stack.api_key))
+    return runs
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """The same server, database `db` (unix socket URLs carry it as `?db=`)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":  # urlunsplit would drop the "//" of an empty host
+        return f"{url.partition('?')[0]}?db={db}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def bank_ledger(sim_url: str) -> dict[str, int]:

@@ -3,12 +3,13 @@
     payrouter bench [--seconds 10] [--open-seconds 20] [--out DIR] [--quick]
 
 On one machine, all on 127.0.0.1, one gateway process (the stack of `bench_create`:
-hello-world, embedded Redis, bank simulator, gateway):
+hello-world, embedded Redis, bank simulator, gateway, naive peer):
 
 1. the hello-world ceiling: the closed-loop generator at its maximum rate;
 2. create-payment through the `instant` rail, closed loop, maximum rate;
-3. create-payment through the bank simulator, closed loop, maximum rate;
-4. create-payment through `instant` at 70 % of the rate measured in 2, from the open-loop
+3. the same requests to the naive peer (`loadtest.naive_peer`, on the same Redis);
+4. create-payment through the bank simulator, closed loop, maximum rate;
+5. create-payment through `instant` at 70 % of the rate measured in 2, from the open-loop
    driver (`loadtest.openloop`: fixed arrival rate, latency from the intended send time).
 
 Writes `bench-report.json`, `bench-report.png` (open loop: throughput and p50/p99 over
@@ -46,7 +47,15 @@ from loadtest.phase import (
 )
 from loadtest.plot import plot_open_loop
 from loadtest.report import page, text
-from loadtest.stack import Stack, Workspace, bank_ledger, run_guarded, start_stack
+from loadtest.stack import (
+    Stack,
+    Workspace,
+    bank_ledger,
+    create_runs,
+    run_guarded,
+    start_naive_peer,
+    start_stack,
+)
 from loadtest.targets import OPEN_LOOP_FRACTION, Verdict, verdicts
 from loadtest.wrk import run_wrk
 
@@ -93,24 +102,24 @@ def _suite(args: argparse.Namespace, load: Load, open_load: Load, work: Workspac
     print(f"  {machine['cpus']} CPUs, load average {machine['loadavg']}, other processes "
           f"{machine['other_cpu_pct_idle']}% of a core", flush=True)
     stack = start_stack(work)
+    peer = start_naive_peer(work, stack)
     children = work.children
-    payments = f"{stack.gateway_url}/v1/payments"
 
-    print(f"1/4 hello-world, closed loop, {load.connections} connections, "
+    print(f"1/5 hello-world, closed loop, {load.connections} connections, "
           f"{load.seconds:g} s ...", flush=True)
     hello = measure("hello-world", stack.hello_url, None, load, children,
                     {"target": [stack.hello.proc.pid]})
     print(f"    {hello.rps:,.0f} req/s", flush=True)
     closed: list[Phase] = [hello]
-    for n, method in ((2, "instant"), (3, "bank")):
-        print(f"{n}/4 create payment via {method}, closed loop ...", flush=True)
-        closed.append(measure(method, payments, method, load, children, stack.watched,
-                              stack.api_key, stack.redis_url))
+    for n, run in enumerate(create_runs(stack, peer), start=2):
+        print(f"{n}/5 create payment, {run.target}, closed loop ...", flush=True)
+        closed.append(measure(run.target, run.url, run.method, load, children, run.watched,
+                              run.api_key, stack.redis_url))
         print(f"    {closed[-1].rps:,.0f} req/s", flush=True)
-    instant, bank = closed[1], closed[2]
+    instant, naive_peer, bank = closed[1:]
 
     rate = max(1.0, round(OPEN_LOOP_FRACTION * instant.rps))
-    print(f"4/4 create payment via instant, open loop at {rate:,.0f}/s "
+    print(f"5/5 create payment via instant, open loop at {rate:,.0f}/s "
           f"({OPEN_LOOP_FRACTION:.0%} of {instant.rps:,.0f}), {open_load.seconds:g} s ...",
           flush=True)
     open_loop, open_cpu = _open_loop(stack, rate, open_load, work)
@@ -123,7 +132,7 @@ def _suite(args: argparse.Namespace, load: Load, open_load: Load, work: Workspac
     ledger = bank_ledger(stack.sim_url)
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
 
-    found = verdicts(hello.rps, instant.rps, bank.rps, open_loop)
+    found = verdicts(hello.rps, instant.rps, bank.rps, naive_peer.rps, open_loop)
     report: dict[str, Any] = {
         "bench": "payrouter-suite",
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loadtest.phase import Phase
+from loadtest.targets import Verdict
 
 
 def render(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -35,6 +36,7 @@ def phase_table(phases: Sequence[Phase], baseline: float) -> str:
     lines.append("CPU during the window, % of one core:")
     for p in phases:
         lines.append(f"  {p.target:<12}" + cpu_line(p.cpu))
+    lines += cpu_per_request_lines({p.target: p.cpu_us_per_request() for p in phases})
     for p in phases:
         if p.target != "hello-world" and set(p.statuses) - {"201"} - set(p.errors):
             lines.append(f"warning ({p.target}): 2xx other than 201 (not new payments): "
@@ -51,3 +53,25 @@ def phase_table(phases: Sequence[Phase], baseline: float) -> str:
 
 def cpu_line(cpu: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.0f}" for k, v in cpu.items())
+
+
+def cpu_per_request_lines(by_target: dict[str, dict[str, float]]) -> list[str]:
+    """Per target, each process's CPU µs per request (a naive peer's process is its
+    `gateway`)."""
+    lines = ["CPU per request in the window, µs (CPU time / requests completed):"]
+    lines += [f"  {target:<12}" + cpu_line(us) for target, us in by_target.items()]
+    return lines
+
+
+def verdict_rows(verdicts: Sequence[Verdict]) -> list[list[str]]:
+    rows = [["target", "measured", "goal", "result"]]
+    for v in verdicts:
+        goal = f"{v.op} {v.target:g}{' ' + v.unit if v.unit else ''}"
+        rows.append([v.what, v.shown(v.value), goal, "PASS" if v.passed else "MISS"])
+    return rows
+
+
+def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
+    """The targets table, then a line per note (why a target could not be met)."""
+    return render(verdict_rows(verdicts)) + [f"note ({v.name}): {v.note}"
+                                             for v in verdicts if v.note]

@@ -3,6 +3,8 @@
 One 2-core machine, one gateway process, loopback:
 - create-payment through `instant` >= 0.50 x the hello-world (closed loop, max rate);
 - create-payment through the bank simulator >= 0.25 x the hello-world;
+- create-payment through `instant` >= 2.0 x the naive peer (`loadtest.naive_peer`, a
+  gateway written in an afternoon, on the same Redis, same generator and body);
 - p99 < 20 ms at 70 % of instant's measured maximum, from the open-loop driver (latency
   from the intended send time: coordinated omission corrected). Valid only if the
   driver kept up with the rate and no request failed.
@@ -43,11 +45,31 @@ class Verdict:
                 "result": "PASS" if self.passed else "MISS", "note": self.note}
 
 
-def verdicts(hello_rps: float, instant_rps: float, bank_rps: float,
-             open_loop: dict[str, Any]) -> list[Verdict]:
-    def ratio(rps: float) -> float | None:
-        return round(rps / hello_rps, 4) if hello_rps else None
+def closed_loop_verdicts(hello_rps: float, instant_rps: float, bank_rps: float,
+                         peer_rps: float | None) -> list[Verdict]:
+    """The throughput targets; `peer_rps` None: the naive peer was not run."""
+    return [
+        Verdict("instant_ratio", "create via instant / hello-world",
+                _ratio(instant_rps, hello_rps), ">=", 0.50, ""),
+        Verdict("bank_ratio", "create via bank simulator / hello-world",
+                _ratio(bank_rps, hello_rps), ">=", 0.25, ""),
+        Verdict("instant_peer_ratio", "create via instant / naive peer",
+                _ratio(instant_rps, peer_rps or 0.0), ">=", 2.0, "",
+                "" if peer_rps is not None else "the naive peer was not run"),
+    ]
 
+
+def verdicts(hello_rps: float, instant_rps: float, bank_rps: float, peer_rps: float,
+             open_loop: dict[str, Any]) -> list[Verdict]:
+    return [*closed_loop_verdicts(hello_rps, instant_rps, bank_rps, peer_rps),
+            _open_loop_verdict(open_loop)]
+
+
+def _ratio(rps: float, baseline: float) -> float | None:
+    return round(rps / baseline, 4) if baseline else None
+
+
+def _open_loop_verdict(open_loop: dict[str, Any]) -> Verdict:
     p99 = open_loop.get("latency_ms", {}).get("p99")
     notes = []
     if not open_loop.get("kept_up", False):
@@ -55,12 +77,6 @@ def verdicts(hello_rps: float, instant_rps: float, bank_rps: float,
                      f"{open_loop.get('rate', 0):,.0f}/s intended")
     if open_loop.get("errors"):
         notes.append(f"{open_loop['errors']} failed requests")
-    return [
-        Verdict("instant_ratio", "create via instant / hello-world", ratio(instant_rps),
-                ">=", 0.50, ""),
-        Verdict("bank_ratio", "create via bank simulator / hello-world", ratio(bank_rps),
-                ">=", 0.25, ""),
-        Verdict("open_loop_p99_ms",
-                f"p99 at {OPEN_LOOP_FRACTION:.0%} of instant max (open loop, CO-corrected)",
-                p99, "<", 20.0, "ms", "; ".join(notes)),
-    ]
+    return Verdict("open_loop_p99_ms",
+                   f"p99 at {OPEN_LOOP_FRACTION:.0%} of instant max (open loop, CO-corrected)",
+                   p99, "<", 20.0, "ms", "; ".join(notes))
