@@ -47,7 +47,7 @@ PYTHON=${PYTHON:-$(head -1 "$PAYROUTER" | sed -n 's/^#!//p')}
 [ -x "${PYTHON%% *}" ] || PYTHON=python3
 
 REDIS_SERVER=${REDIS_SERVER:-$(command -v redis-server || "$PYTHON" -c \
-    'from router.embedded import redis_server_binary; print(redis_server_binary())')}
+    'from router.sandbox.embedded import redis_server_binary; print(redis_server_binary())')}
 REDIS_CLI=${REDIS_CLI:-$(command -v redis-cli || echo "$(dirname "$REDIS_SERVER")/redis-cli")}
 
 TEMP_DATA=0

@@ -21,7 +21,7 @@ import uvloop
 from aiohttp import web
 
 from router.app import create_app
-from router.embedded import EmbeddedRedis, free_port
+from router.sandbox.embedded import EmbeddedRedis, free_port
 from router.security import Secret
 from router.settings import (
     LimitSettings,

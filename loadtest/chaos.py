@@ -51,7 +51,7 @@ from adapters.simkit.faults import Faults
 from loadtest.procs import HOST, BenchError, Child, http_json, wait_ready
 from loadtest.redis_cluster import LocalCluster
 from loadtest.stack import UNLIMITED_TOML, Workspace, create_merchant, run_guarded
-from router.embedded import free_port
+from router.sandbox.embedded import free_port
 
 PROG = "loadtest.chaos"
 RAILS = ("bank", "wechatpay", "alipay")

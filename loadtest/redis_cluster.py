@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from router.embedded import free_port, redis_server_binary
+from router.sandbox.embedded import free_port, redis_server_binary
 from router.store.cluster import SCHEME
 
 

@@ -35,7 +35,7 @@ from loadtest.procs import (
     wait_ready,
 )
 from loadtest.redis_cluster import LocalCluster
-from router.embedded import EmbeddedRedis, free_port
+from router.sandbox.embedded import EmbeddedRedis, free_port
 
 HIGH_LIMIT = 1_000_000_000  # rate limits nobody reaches
 NAIVE_PEER = "naive-peer"  # the peer's child process and its measurement

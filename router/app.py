@@ -21,17 +21,17 @@ from router.api import admin, notify, ops, payments, refunds, routing, sandbox
 from router.clock import SYSTEM_CLOCK, Clock
 from router.interop import checkout_codes, share_links
 from router.merchants import MerchantDirectory, load_pepper
-from router.metrics import Metrics
 from router.middleware import errors_and_metrics, server_header
+from router.ops.metrics import Metrics
 from router.payments import Payments
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.routing import HealthBook, Router
 from router.services import CLOCK, METRICS, SERVICES, SETTINGS, Services
 from router.settings import Settings
 from router.store.link import open_link
 from router.store.store import Store
-from router.sweeper import Sweeper
-from router.webhooks import WebhookDispatcher
+from router.workers.sweeper import Sweeper
+from router.workers.webhooks import WebhookDispatcher
 
 log = logging.getLogger("payrouter")
 T = TypeVar("T")

@@ -20,9 +20,9 @@ from msgspec.structs import replace
 from router import sandbox
 from router.app import create_app
 from router.config_file import load
-from router.embedded import EmbeddedRedis, EmbeddedRedisError
-from router.listen import listener_app
 from router.merchants import MerchantDirectory, load_pepper
+from router.sandbox.embedded import EmbeddedRedis, EmbeddedRedisError
+from router.sandbox.listen import listener_app
 from router.settings import Settings, SettingsError
 from router.store.link import open_link
 from router.store.store import Store

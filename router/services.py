@@ -10,14 +10,14 @@ from aiohttp import web
 
 from router.clock import Clock
 from router.merchants import MerchantDirectory
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.payments import Payments
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.routing import HealthBook, Router
 from router.settings import Settings
 from router.store.store import Store
-from router.sweeper import Sweeper
-from router.webhooks import WebhookDispatcher
+from router.workers.sweeper import Sweeper
+from router.workers.webhooks import WebhookDispatcher
 
 
 @final

@@ -15,7 +15,7 @@ from aiohttp import web
 from msgspec.structs import replace
 
 from adapters.simkit.runtime import SimulatorOptions
-from router.embedded import EmbeddedRedis, free_port
+from router.sandbox.embedded import EmbeddedRedis, free_port
 from router.settings import RailSettings, Settings
 from tests.helpers import Gateway, fast_settings, start_gateway
 from tests.redis_cluster import LocalCluster, flush_all, redis_py_client

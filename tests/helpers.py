@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from router.app import create_app
-from router.embedded import free_port
+from router.sandbox.embedded import free_port
 from router.security import Secret
 from router.services import SERVICES, Services
 from router.settings import (

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from router.embedded import free_port
+from router.sandbox.embedded import free_port
 
 
 @dataclass(frozen=True)

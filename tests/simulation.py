@@ -69,10 +69,10 @@ from adapters.base import (
 from router.domain import TRANSITIONS, UNSETTLED, Payment, RefundStatus, Status
 from router.errors import RouterError
 from router.merchants import Merchant
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.payments import Payments
 from router.payments.numbers import payment_id_of
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.routing import HealthBook
 from router.security import Secret
 from router.settings import (
@@ -86,8 +86,8 @@ from router.settings import (
 from router.store import keys
 from router.store.link import open_link
 from router.store.store import Store
-from router.sweeper import Sweeper
 from router.validation import PaymentRequest, RefundRequest
+from router.workers.sweeper import Sweeper
 from tests.redis_cluster import flush_all
 
 RAILS = ("alpha", "beta")
@@ -908,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.redis_url:
         return asyncio.run(go(args.redis_url))
-    from router.embedded import EmbeddedRedis
+    from router.sandbox.embedded import EmbeddedRedis
 
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedRedis(Path(tmp))

@@ -21,8 +21,8 @@ import redis
 from msgspec.structs import replace
 
 from router.config_file import settings_from_toml
-from router.embedded import free_port
 from router.payments.numbers import payment_id_of
+from router.sandbox.embedded import free_port
 from router.settings import RedisSettings, SettingsError
 from router.store import codec, keys
 from router.store.cluster import ClusterURL, FastCluster, command_key, key_slot

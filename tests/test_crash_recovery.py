@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.embedded import free_port
+from router.sandbox.embedded import free_port
 from tests.conftest import BankSim
 from tests.helpers import ADMIN_TOKEN, Client, eventually, payment_body
 from tests.processes import GatewayProcess, write_config

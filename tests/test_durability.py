@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 from msgspec.structs import replace
 
-from router.embedded import EmbeddedRedis, free_port
+from router.sandbox.embedded import EmbeddedRedis, free_port
 from router.settings import LimitSettings, RailSettings, RateLimit
 from tests.helpers import eventually, fast_settings, payment_body, start_gateway
 

@@ -11,7 +11,7 @@ import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from router.embedded import EmbeddedRedis
+from router.sandbox.embedded import EmbeddedRedis
 from router.store.resp import FastRedis, Script
 
 

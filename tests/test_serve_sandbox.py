@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from router.embedded import free_port
+from router.sandbox.embedded import free_port
 from tests.helpers import Client, eventually, payment_body
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from router.embedded import free_port
+from router.sandbox.embedded import free_port
 from tests.conftest import Sim
 from tests.helpers import ADMIN_TOKEN, Client, eventually, payment_body
 from tests.processes import GatewayProcess, write_config

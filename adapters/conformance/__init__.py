@@ -4,7 +4,7 @@ A rail provides a `RailKit`: how to start its simulator and build its adapter ag
 it, which payer fields each scene needs, how the simulated payer pays or fails an
 order, and what the rail can do at all (`capabilities`). A `Check` is an async function
 of a running `RailEnv`; it performs every adapter operation with
-`router.railclient.RailClient`, exactly as the core does, against the simulator on a
+`router.rails.client.RailClient`, exactly as the core does, against the simulator on a
 real loopback port. A check that needs a capability the kit lacks is *skipped with a
 reason* (`Check.skip_reason`), never silently passed: `plan(kit)` lists what runs.
 

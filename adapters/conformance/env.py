@@ -24,8 +24,8 @@ from adapters.base import (
     Refund,
 )
 from adapters.conformance.kit import ConformanceError, EnvSettings, RailKit, expect
-from router.metrics import Metrics
-from router.railclient import RailClient
+from router.ops.metrics import Metrics
+from router.rails.client import RailClient
 from router.routing.health import HealthBook
 from router.settings import BreakerSettings
 

@@ -7,7 +7,7 @@ from importlib import resources
 from aiohttp import web
 
 from router.api.common import json_reply, services
-from router.metrics import CONTENT_TYPE
+from router.ops.metrics import CONTENT_TYPE
 from router.services import METRICS
 
 routes = web.RouteTableDef()

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import final
 
 from router.clock import Clock
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.payments.create import Creator
 from router.payments.handover import HandOver
 from router.payments.notifications import Notifications
 from router.payments.refunds import Refunds
 from router.payments.settle import Settler
 from router.payments.transitions import Transitions
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.settings import Settings
 from router.store.store import Store
 

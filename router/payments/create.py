@@ -16,7 +16,7 @@ from router.clock import Clock
 from router.domain import UNSETTLED, Attempt, Payment, RailState, Status
 from router.limits import LIMIT_NAMES, payment_specs, rail_spec
 from router.merchants import Merchant
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.payments.charges import charge_of
 from router.payments.mutations import (
     charge_unanswered,
@@ -35,7 +35,7 @@ from router.payments.replies import (
 )
 from router.payments.settle import Settler
 from router.payments.transitions import Transitions
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.settings import Settings
 from router.store import keys
 from router.store.outcomes import (

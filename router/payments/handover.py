@@ -19,7 +19,7 @@ from router.payments.numbers import rail_order_no
 from router.payments.replies import Reply, rail_refused_request
 from router.payments.settle import Settler
 from router.payments.transitions import Transitions
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.settings import Settings
 
 

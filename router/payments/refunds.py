@@ -20,7 +20,7 @@ from router.clock import Clock
 from router.domain import REFUND_EVENTS, Payment, Refund, RefundStatus
 from router.events import event
 from router.payments.replies import Reply, refusal
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.settings import Settings
 from router.store import keys
 from router.store.finish import Finish

@@ -36,7 +36,7 @@ from router.payments.mutations import (
 )
 from router.payments.replies import Reply
 from router.payments.transitions import Transitions
-from router.railclient import RailClient
+from router.rails.client import RailClient
 from router.settings import Settings
 
 log = logging.getLogger("payrouter.payments")

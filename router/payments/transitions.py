@@ -14,7 +14,7 @@ from typing import final
 from router.clock import Clock
 from router.domain import PAYMENT_EVENTS, TRANSITIONS, UNSETTLED, Payment, RailState, Status
 from router.events import event
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.payments.mutations import Mutation, reversing
 from router.payments.replies import IdemTicket, Reply
 from router.settings import Settings

@@ -1,5 +1,5 @@
 """The webhook outbox in Redis: per-shard streams read in one consumer group, the retry
-sets, stored events and the dead letters (router/webhooks.py drives them)."""
+sets, stored events and the dead letters (router/workers/webhooks.py drives them)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from adapters.base import (
     RailErrorCode,
     RailResult,
 )
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.routing.health import HealthBook
 
 

@@ -18,8 +18,8 @@ from aiohttp import web
 from msgspec.structs import replace
 
 from adapters.simkit.runtime import SimulatorOptions
-from router.embedded import free_port
 from router.merchants import MerchantDirectory
+from router.sandbox.embedded import free_port
 from router.security import Secret, random_token
 from router.settings import RailSettings, Settings
 

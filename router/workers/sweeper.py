@@ -15,7 +15,7 @@ from typing import final
 
 from router.clock import Clock
 from router.domain import UNSETTLED, RefundStatus
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.payments import Payments
 from router.settings import SweeperSettings
 from router.store import keys

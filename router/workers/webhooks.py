@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from router.clock import Clock
 from router.merchants import MerchantDirectory
-from router.metrics import Metrics
+from router.ops.metrics import Metrics
 from router.security import webhook_signature
 from router.settings import WebhookSettings
 from router.store import codec, keys

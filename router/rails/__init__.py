@@ -1,0 +1,1 @@
+"""Calling rails: the client that performs adapter operations (the I/O)."""

@@ -1,0 +1,1 @@
+"""Background work of every gateway process: the sweeper and the webhook workers."""
