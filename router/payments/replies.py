@@ -4,7 +4,6 @@ and the ONE table from a typed refusal to its HTTP answer."""
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, assert_never, final
 
@@ -124,11 +123,7 @@ def rail_unknown(err: RailError, payment_id: str, status: str) -> RouterError:
                        "settled by querying the rail.", extra=extra)
 
 
-_PARAM = re.compile(r"\b(payer\.\w+|currency|amount|description|metadata\.\w+)")
-
-
 def rail_refused_request(err: RailError) -> RouterError:
-    """The rail cannot take the request as it is: the caller's error, nothing written."""
-    found = _PARAM.search(err.message)
-    param = err.param or (found.group(1) if found else "payer")
-    return RouterError(422, "validation_error", err.message, param=param)
+    """The rail cannot take the request as it is: the caller's error, nothing written;
+    `param` is the request field the adapter named."""
+    return RouterError(422, "validation_error", err.message, param=err.param)
