@@ -1,12 +1,14 @@
-"""Wire protocol of the bank rail, shared by the adapter and the simulator.
+"""The security layer of the bank rail, shared by the adapter and the simulator: the
+credential bundle and the HMAC signatures of requests, answers and notifications.
 
 Everything here is pure: no sockets, no clocks read implicitly (callers pass `now`),
-so both sides sign and check exactly the same bytes.
+so both sides sign and check exactly the same bytes. The bodies, their statuses and the
+limits of their fields are in `wire`; the names the simulator and tests use stay
+importable from here.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import re
@@ -15,8 +17,17 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard, final
+from typing import final
 
+from adapters.bank.wire import (
+    MAX_AMOUNT,
+    SUPPORTED_CURRENCIES,
+    OrderStatus,
+    RefundStatus,
+    valid_amount,
+    valid_currency,
+    valid_order_no,
+)
 from adapters.bundles import create_exclusive
 
 __all__ = [
@@ -59,32 +70,14 @@ H_NONCE = "Bank-Nonce"
 H_SIGNATURE = "Bank-Signature"
 
 MAX_SKEW_SECONDS = 300
-MAX_AMOUNT = 10**12  # minor units; anything larger is a bug upstream, not a payment
-SUPPORTED_CURRENCIES = frozenset({"CNY"})
 
 MERCHANT_FILE = "merchant_id.txt"
 KEY_FILE = "hmac_key.txt"
 
 _NONCE_ALPHABET = string.ascii_letters + string.digits
 _NONCE_RE = re.compile(r"[0-9A-Za-z]{32}")
-_ORDER_NO_RE = re.compile(r"[0-9A-Za-z_\-]{1,64}")
 _MERCHANT_RE = re.compile(r"BANK[0-9]{10}")
 _KEY_RE = re.compile(r"[0-9a-f]{64}")
-
-
-class OrderStatus(enum.StrEnum):
-    WAITING = "WAITING"
-    PAYING = "PAYING"
-    SUCCESS = "SUCCESS"
-    FAILED = "FAILED"
-    CLOSED = "CLOSED"
-    REVERSED = "REVERSED"
-
-
-class RefundStatus(enum.StrEnum):
-    PROCESSING = "PROCESSING"
-    SUCCESS = "SUCCESS"
-    FAILED = "FAILED"
 
 
 # --------------------------------------------------------------------------- credentials
@@ -254,17 +247,3 @@ def verify_notification_headers(
 def qr_signature(key: bytes, order_no: str) -> str:
     """Short tag binding a QR payload to its order, so forged codes are spotted."""
     return sign(key, b"QR\n" + order_no.encode("utf-8"))[:16]
-
-
-# --------------------------------------------------------------------------- money checks
-def valid_amount(value: object) -> TypeGuard[int]:
-    """Positive integer minor units (bool is an int in Python and is refused)."""
-    return type(value) is int and 0 < value <= MAX_AMOUNT
-
-
-def valid_currency(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and value in SUPPORTED_CURRENCIES
-
-
-def valid_order_no(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and _ORDER_NO_RE.fullmatch(value) is not None

@@ -26,9 +26,10 @@ from adapters.base import (
     Refund,
     RefundQuery,
     Reverse,
+    Scene,
 )
 
-_SCENES = frozenset({"quickpay", "native", "jsapi", "mini_program", "app", "h5"})
+_SCENES = frozenset(Scene)  # a stand-in takes every scene
 _SUCCEEDED = RailResult(RailStatus.SUCCEEDED)
 _CLOSED = RailResult(RailStatus.CLOSED)
 _DECLINED = RailResult(
