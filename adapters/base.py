@@ -20,6 +20,7 @@ from typing import Protocol, final
 
 __all__ = [
     "Action",
+    "ActionType",
     "Adapter",
     "AdapterConfig",
     "Charge",
@@ -53,6 +54,14 @@ class Scene(enum.StrEnum):
     MINI_PROGRAM = "mini_program"
     APP = "app"
     H5 = "h5"  # a mobile browser outside the wallet
+
+
+class ActionType(enum.StrEnum):
+    """How the payer is shown the payment (the `type` of a payment's `action`)."""
+
+    QR_CODE = "qr_code"  # a code for the payer to scan
+    REDIRECT = "redirect"  # a page to open (mobile web)
+    SDK_PARAMS = "sdk_params"  # parameters for the wallet's SDK (JSAPI, app, mini program)
 
 
 class RailErrorCode(enum.StrEnum):
@@ -169,11 +178,11 @@ class RailStatus(enum.Enum):
 class Action:
     """What the payer must do next: shown to the upstream app as `action`."""
 
-    type: str  # qr_code | redirect | sdk_params
+    type: ActionType
     data: Mapping[str, object]
 
     def to_json(self) -> dict[str, object]:
-        return {"type": self.type, **self.data}
+        return {"type": self.type.value, **self.data}
 
 
 @final

@@ -49,6 +49,7 @@ import orjson
 
 from adapters.base import (
     Action,
+    ActionType,
     Adapter,
     Charge,
     Close,
@@ -228,7 +229,7 @@ class ModelRail:
                 if order.scene == "quickpay":
                     return RailResult(RailStatus.PROCESSING)
                 return RailResult(RailStatus.REQUIRES_ACTION, action=Action(
-                    "qr_code", {"code_url": f"model://{order.rail_order_no}"}))
+                    ActionType.QR_CODE, {"code_url": f"model://{order.rail_order_no}"}))
             case OrderState.PAID:
                 return RailResult(RailStatus.SUCCEEDED, rail_reference="t" + order.rail_order_no,
                                   amount=order.amount, refunded_amount=order.refunded)

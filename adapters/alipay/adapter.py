@@ -22,6 +22,7 @@ from adapters.alipay.transformers import CALL_FREE, CHARGE_METHODS, out_no
 from adapters.alipay.wire import GatewayParams, Method, TradeNotification, TradeRef, format_time
 from adapters.base import (
     Action,
+    ActionType,
     AdapterConfig,
     Charge,
     Close,
@@ -112,12 +113,12 @@ class AlipayAdapter:
         notify = op.notify_url or None
         if method is Method.APP_PAY:
             order = protocol.urlencode_params(self._signed(method, biz, notify_url=notify))
-            return _awaiting(Action("sdk_params", {"order_string": order}))
+            return _awaiting(Action(ActionType.SDK_PARAMS, {"order_string": order}))
         if method is Method.WAP_PAY:
             return_url = op.metadata.get("return_url") or None
             params = self._signed(method, biz, notify_url=notify, return_url=return_url)
             url = f"{self._gateway}?{protocol.urlencode_params(params)}"
-            return _awaiting(Action("redirect", {"url": url}))
+            return _awaiting(Action(ActionType.REDIRECT, {"url": url}))
         return self._call(method, biz, notify_url=notify)
 
     def _signed(

@@ -36,6 +36,7 @@ from adapters.alipay.wire import (
 )
 from adapters.base import (
     Action,
+    ActionType,
     Charge,
     Close,
     Notification,
@@ -271,7 +272,7 @@ def _success(op: Operation, answer: Answer, text: str) -> RailResult:
 
 def _charge_success(op: Charge, text: str) -> RailResult:
     if op.scene == Scene.NATIVE:
-        action = Action("qr_code", {"qr_code": decode(text, PrecreateAnswer).qr_code})
+        action = Action(ActionType.QR_CODE, {"qr_code": decode(text, PrecreateAnswer).qr_code})
         return RailResult(RailStatus.REQUIRES_ACTION, action=action)
     if op.scene == Scene.QUICKPAY:
         paid = decode(text, PayAnswer)
@@ -279,7 +280,7 @@ def _charge_success(op: Charge, text: str) -> RailResult:
         return RailResult(RailStatus.SUCCEEDED, rail_reference=paid.trade_no, amount=amount)
     # jsapi / mini_program: the page passes trade_no to my.tradePay.
     trade_no = decode(text, CreateAnswer).trade_no
-    action = Action("sdk_params", {"trade_no": trade_no})
+    action = Action(ActionType.SDK_PARAMS, {"trade_no": trade_no})
     return RailResult(RailStatus.REQUIRES_ACTION, rail_reference=trade_no, action=action)
 
 

@@ -24,6 +24,7 @@ from adapters.bank.wire import (
 )
 from adapters.base import (
     Action,
+    ActionType,
     Charge,
     Close,
     Notification,
@@ -150,7 +151,8 @@ def _order_result(order: OrderState) -> RailResult:
     ref, amount, refunded = order.bank_txn_id, order.amount, order.refunded
     match order.status:
         case OrderStatus.WAITING:
-            action = Action("qr_code", {"qr_code": order.qr_code}) if order.qr_code else None
+            action = (Action(ActionType.QR_CODE, {"qr_code": order.qr_code})
+                      if order.qr_code else None)
             return RailResult(
                 RailStatus.REQUIRES_ACTION, rail_reference=ref, action=action, amount=amount
             )

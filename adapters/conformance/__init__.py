@@ -17,7 +17,7 @@ from __future__ import annotations
 # The check modules register their checks on import: this order is the order of CHECKS.
 from adapters.conformance import checks_payments, checks_refunds, checks_status  # noqa: F401
 from adapters.conformance.builtin import KITS
-from adapters.conformance.checks import ACTION_TYPES, CHECKS, Check, plan
+from adapters.conformance.checks import CHECKS, Check, plan
 from adapters.conformance.env import RailEnv, running
 from adapters.conformance.kit import (
     CAPABILITIES,
@@ -28,7 +28,6 @@ from adapters.conformance.kit import (
 )
 
 __all__ = [
-    "ACTION_TYPES",
     "CAPABILITIES",
     "CHECKS",
     "KITS",

@@ -18,6 +18,7 @@ import msgspec
 
 from adapters.base import (
     Action,
+    ActionType,
     AdapterConfig,
     Charge,
     Close,
@@ -216,13 +217,14 @@ class WeChatPayAdapter:
                 return transformers.transaction_answer(body, op.rail_order_no, codepay=True)
             case Endpoint.NATIVE:
                 url = decode(body, NativePrepay).code_url
-                return _awaiting(Action("qr_code", {"qr_code": url}))
+                return _awaiting(Action(ActionType.QR_CODE, {"qr_code": url}))
             case Endpoint.H5:
-                return _awaiting(Action("redirect", {"url": decode(body, H5Prepay).h5_url}))
+                h5_url = decode(body, H5Prepay).h5_url
+                return _awaiting(Action(ActionType.REDIRECT, {"url": h5_url}))
             case Endpoint.JSAPI | Endpoint.APP:
                 prepay_id = decode(body, Prepay).prepay_id
                 params = self._client_params(op, endpoint, prepay_id)
-                return _awaiting(Action("sdk_params", params))
+                return _awaiting(Action(ActionType.SDK_PARAMS, params))
             case _:
                 assert_never(endpoint)
 

@@ -16,7 +16,7 @@ from typing import Any, final
 import orjson
 from aiohttp import web
 
-from adapters.base import Scene
+from adapters.base import ActionType, Scene
 from router.domain import Payment
 from router.errors import RouterError
 from router.routing.wallet import WALLET_RAILS, wallet_of_user_agent
@@ -59,11 +59,11 @@ def answer(request: web.Request, status: int, payment: dict[str, Any]) -> web.St
         return web.Response(status=status, body=orjson.dumps(payment),
                             content_type="application/json")
     action = payment.get("action") or {}
-    if action.get("type") == "redirect":
+    if action.get("type") == ActionType.REDIRECT:
         return web.Response(status=302, headers={"Location": str(action["url"])})
     if payment.get("status") in ("succeeded", "partially_refunded", "refunded"):
         return page(200, "Paid", "This order is paid. Thank you.")
-    if action.get("type") == "qr_code":
+    if action.get("type") == ActionType.QR_CODE:
         code = html.escape(str(action["qr_code"]))
         return page(status, "Scan to pay",
                     f"<p>Long-press or scan to pay {_money(payment)}:</p>"
