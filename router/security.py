@@ -36,6 +36,7 @@ class Secret:
 
 _POOL_BYTES = 3 * 1024
 _pool = ""
+_used = 0  # how much of `_pool` is spent: moving an offset copies nothing
 
 
 def random_token(length: int) -> str:
@@ -44,20 +45,22 @@ def random_token(length: int) -> str:
     Drawn from a pool refilled from the OS's CSPRNG a few kilobytes at a time: ids are
     minted on every request, and one system call per id is most of their cost.
     """
-    global _pool
-    while len(_pool) < length:
+    global _pool, _used
+    while len(_pool) - _used < length:
         # Base64 of whole 3-byte groups is uniform over 64 symbols; deleting "+" and "/"
         # leaves a uniform draw over the 62 letters and digits.
-        _pool += base64.b64encode(secrets.token_bytes(_POOL_BYTES)).translate(
+        _pool = _pool[_used:] + base64.b64encode(secrets.token_bytes(_POOL_BYTES)).translate(
             None, b"+/").decode()
-    token, _pool = _pool[:length], _pool[length:]
+        _used = 0
+    token = _pool[_used:_used + length]
+    _used += length
     return token
 
 
 def _forget_pool() -> None:
     # A forked worker must not mint the ids its parent had drawn but not used.
-    global _pool
-    _pool = ""
+    global _pool, _used
+    _pool, _used = "", 0
 
 
 os.register_at_fork(after_in_child=_forget_pool)

@@ -10,6 +10,7 @@ import logging
 from typing import final
 
 from adapters.base import Notification, NotificationKind, RailStatus
+from router.domain import Payment
 from router.payments.numbers import payment_id_of, refund_id_of
 from router.payments.refunds import Refunds
 from router.payments.settle import Settler
@@ -34,15 +35,8 @@ class Notifications:
         if payment is None or attempts.get(note.rail_order_no) != rail:
             log.warning("a %s notification names no payment of ours", rail)
             return False
-        match note.kind:
-            case NotificationKind.REFUND:
-                refund = await self.store.refunds.load(refund_id_of(note.rail_refund_no or ""))
-                if refund is None or refund.payment_id != payment.id:
-                    return False
-                await self.refunds.apply(refund, note.result, payment.notify_url)
-                return True
-            case NotificationKind.PAYMENT:
-                pass
+        if note.kind is NotificationKind.REFUND:
+            return await self._refund(payment, note)
         if (note.rail_order_no != payment.rail.current.rail_order_no
                 and note.result.status is not RailStatus.SUCCEEDED):
             # News of an attempt the router has moved on from (failed over, handed over):
@@ -53,4 +47,11 @@ class Notifications:
                       payment.id, note.result.amount, payment.amount)
             return False
         await self.settler.apply(payment, note.result)
+        return True
+
+    async def _refund(self, payment: Payment, note: Notification) -> bool:
+        refund = await self.store.refunds.load(refund_id_of(note.rail_refund_no or ""))
+        if refund is None or refund.payment_id != payment.id:
+            return False
+        await self.refunds.apply(refund, note.result, payment.notify_url)
         return True

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import final
 
-from router.store.outcomes import Limited, limited_of
+from router.store.outcomes import Limited, limit_outcome
 from router.store.runner import Runner
 
 
@@ -39,7 +39,7 @@ class LimitStore:
             args += [repr(spec.interval_ms), spec.burst]
         reply = await self._run.script(self._run.scripts.rate_limit,
                                        [s.key for s in active], args)
-        return limited_of(reply[1:]) if reply[0] == b"limited" else None
+        return limit_outcome(reply)
 
     async def give_back(self, spec: LimitSpec) -> None:
         """Undo one admission of `spec` (a call it admitted that was not made)."""

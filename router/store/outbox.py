@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 
 from router.store import keys
 from router.store.link import per_shard
+from router.store.outcomes import done
 from router.store.runner import Runner
 
 GROUP = "webhooks"
@@ -153,7 +154,7 @@ class OutboxStore:
             [keys.event(shard, event_id), keys.webhook_retries(shard),
              keys.dead_letters(shard)],
             [event_id, now_ms])
-        return bool(reply[0] == b"ok")
+        return done(reply)
 
     async def dead_letters(self, limit: int = 100) -> list[str]:
         """The oldest dead-lettered events across all shards."""

@@ -164,6 +164,16 @@ def limited_of(rest: Reply) -> Limited:
     return Limited(float(_text(rest[0])), int(_text(rest[1])), int(_text(rest[2])) - 1)
 
 
+def limit_outcome(reply: Reply) -> Limited | None:
+    """rate_limit.lua's verdict: None when every bucket admitted the call."""
+    return limited_of(reply[1:]) if _text(reply[0]) == "limited" else None
+
+
+def done(reply: Reply) -> bool:
+    """A script that answers {'ok'} or {'missing'}: True for ok."""
+    return _text(reply[0]) == "ok"
+
+
 def create_outcome(reply: Reply) -> CreateOutcome:
     head, *rest = reply
     kind = _text(head)
@@ -192,7 +202,7 @@ def claim_outcome(reply: Reply) -> ClaimOutcome:
 
 
 def move_outcome(reply: Reply) -> MoveOutcome:
-    return Moved() if _text(reply[0]) == "ok" else Stale()
+    return Moved() if done(reply) else Stale()
 
 
 def refund_outcome(reply: Reply) -> RefundOutcome:
