@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, final
 
+from adapters.commerce_ops import BillLine, MerchantServiceOp, PayerAmount
+
 __all__ = [
     "Action",
     "ActionType",
@@ -30,6 +32,8 @@ __all__ = [
     "Notification",
     "NotificationKind",
     "Operation",
+    "Payout",
+    "PayoutQuery",
     "Query",
     "RailError",
     "RailErrorCode",
@@ -39,6 +43,7 @@ __all__ = [
     "RefundQuery",
     "Reverse",
     "Scene",
+    "unsupported",
 ]
 
 
@@ -158,12 +163,50 @@ class RefundQuery:
     rail_refund_no: str
 
 
-Operation = Charge | Query | Close | Reverse | Refund | RefundQuery
+@final
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """Send money to a person's wallet or account (a merchant transfer, not a refund).
+
+    `rail_payout_no` is derived from the router's payout: repeating the call with it must
+    never pay twice, so a payout whose answer was lost is retried or queried, never re-sent
+    under a new number. `payee` is the rail's own identity of the person: a WeChat openid,
+    an Alipay user id (2088...), a bank account number. `name` is the payee's verified
+    real name when it is carried (WeChat requires it from 2,000 CNY); the rail checks it
+    against the account.
+    """
+
+    rail_payout_no: str
+    amount: int
+    currency: str
+    payee: str
+    remark: str
+    notify_url: str
+    name: str | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PayoutQuery:
+    rail_payout_no: str
+
+
+Operation = (Charge | Query | Close | Reverse | Refund | RefundQuery | Payout | PayoutQuery
+             | MerchantServiceOp)
+
+
+def unsupported(rail: str, op: object) -> RailError:
+    """A definitive refusal, before sending, of an operation the rail does not offer."""
+    return RailError(RailErrorCode.INVALID_REQUEST,
+                     f"the {rail} rail offers no {type(op).__name__.lower()}", definitive=True)
 
 
 # --------------------------------------------------------------------------- results
 class RailStatus(enum.Enum):
-    """What the rail says about an order or a refund, in the router's terms."""
+    """What the rail says about an order, a refund or a payout, in the router's terms.
+
+    A payout is PROCESSING until paid (SUCCEEDED) or definitively not paid (FAILED, with
+    the rail's reason in `failure_code`); NOT_FOUND means the rail never received it."""
 
     REQUIRES_ACTION = "requires_action"  # order open, the payer must act (scan, confirm)
     PROCESSING = "processing"  # accepted, outcome not known yet (payer confirming)
@@ -195,6 +238,9 @@ class RailResult:
     failure_message: str | None = None
     amount: int | None = None  # amount the rail reports, for cross-checks
     refunded_amount: int | None = None
+    payer_amount: PayerAmount | None = None  # cross-border: what the payer paid, and the rate
+    deposit_free: bool | None = None  # an authorisation that holds nothing (credit)
+    bill: tuple[BillLine, ...] | None = None  # a downloaded bill
 
 
 @final
@@ -224,6 +270,9 @@ class RailError(Exception):
 class NotificationKind(enum.StrEnum):
     PAYMENT = "payment"
     REFUND = "refund"
+    PAYOUT = "payout"  # `rail_order_no` then holds the payout's `rail_payout_no`
+    INVOICE = "invoice"  # `rail_order_no` then holds the invoice's `rail_invoice_no`
+    AUTHORIZATION = "authorization"  # `rail_order_no` then holds the `rail_auth_no`
 
 
 @final

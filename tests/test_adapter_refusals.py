@@ -106,8 +106,9 @@ def test_wechat_partner_jsapi_needs_an_openid(wechat_partner: WeChatPayAdapter) 
     ("op", "param"),
     [
         (charge(Scene.NATIVE, amount=0), "amount"),
-        # One message covers the amount and its currency: the API has always named amount.
-        (charge(Scene.NATIVE, currency="USD"), "amount"),
+        # A domestic merchant (no settle_currency option) charges CNY only.
+        (charge(Scene.NATIVE, currency="USD"), "currency"),
+        (Refund("ord_1", "ref_1", 1, 10, "HKD", "", ""), "currency"),
         (charge(Scene.QUICKPAY), "payer.auth_code"),
         (charge(Scene.JSAPI), "payer.buyer_id"),
         (charge(Scene.MINI_PROGRAM, {"op_app_id": "2021"}), "payer.buyer_id"),

@@ -151,3 +151,38 @@ async def test_sdk_pay_cancel_and_wap_order(sandbox: Sandbox) -> None:
     assert await sandbox.post("/sim/orders/sdk_4/pay") == 200
     state = await asyncio.to_thread(sdk.api_alipay_trade_query, out_trade_no="sdk_4")
     assert (state["trade_status"], state["total_amount"]) == ("TRADE_SUCCESS", "2.50")
+
+
+async def test_sdk_transfer_and_query_through_its_generic_call(sandbox: Sandbox) -> None:
+    """`server_api` signs any method and verifies the signed answer (it raises otherwise):
+    the SDK's own `api_alipay_fund_trans_uni_transfer` lives on its certificate-mode class."""
+    sdk = sandbox.sdk()
+    transfer = {
+        "out_biz_no": "sdk_po_1",
+        "trans_amount": "12.50",
+        "product_code": "TRANS_ACCOUNT_NO_PWD",
+        "biz_scene": "DIRECT_TRANSFER",
+        "order_title": "佣金",
+        "payee_info": {"identity": "2088102177846881", "identity_type": "ALIPAY_USER_ID"},
+    }
+    paid = await asyncio.to_thread(sdk.server_api, "alipay.fund.trans.uni.transfer", transfer)
+    assert (paid["code"], paid["status"], paid["out_biz_no"]) == ("10000", "SUCCESS", "sdk_po_1")
+    again = await asyncio.to_thread(sdk.server_api, "alipay.fund.trans.uni.transfer", transfer)
+    assert again["order_id"] == paid["order_id"]
+    query = {key: transfer[key] for key in ("out_biz_no", "product_code", "biz_scene")}
+    state = await asyncio.to_thread(sdk.server_api, "alipay.fund.trans.common.query", query)
+    assert (state["status"], state["trans_amount"], state["order_id"]) == (
+        "SUCCESS", "12.50", paid["order_id"])
+
+    frozen = dict(transfer, out_biz_no="sdk_po_2",
+                  payee_info={"identity": "2088102177846882", "identity_type": "ALIPAY_USER_ID"})
+    refused = await asyncio.to_thread(sdk.server_api, "alipay.fund.trans.uni.transfer", frozen)
+    assert (refused["code"], refused["sub_code"]) == ("40004", "PAYEE_ACCOUNT_STATUS_ERROR")
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(sandbox.server.make_url("/sim/ledger")) as resp,
+    ):
+        payouts = (await resp.json())["payouts"]
+    assert (payouts["sdk_po_1"]["paid"], payouts["sdk_po_1"]["payouts"]) == (1250, 1)
+    assert (payouts["sdk_po_2"]["paid"], payouts["sdk_po_2"]["payouts"]) == (0, 0)

@@ -508,10 +508,10 @@ async def test_alipay_face_code_is_sent_as_security_code(wallet_gateway: Gateway
     assert order["charges"] == 1 and order["charged"] == 1000
     # What the simulated gateway recorded about the trade.pay (scene is part of it).
     trade = alipay_sim.runtime.ledger._trades[rail_order(payment)]
-    assert trade.fingerprint[-1] == "security_code"
+    assert "security_code" in trade.fingerprint
     bar = await create(client, payment_body("qp-bar", method="alipay",
                                             auth_code=code("alipay", "1")))
-    assert alipay_sim.runtime.ledger._trades[rail_order(bar)].fingerprint[-1] == "bar_code"
+    assert "bar_code" in alipay_sim.runtime.ledger._trades[rail_order(bar)].fingerprint
 
 
 # --------------------------------------------------------------------------- 4. refunds

@@ -19,6 +19,7 @@ import wechatpayv3
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from adapters.base import NotificationKind, RailStatus
 from adapters.simkit.runtime import SimulatorOptions
 from adapters.wechatpay import protocol
 from adapters.wechatpay.adapter import WeChatPayAdapter
@@ -80,8 +81,10 @@ class Env:
         client._core._gate_way = self.base_url  # the SDK has no host option
         return client
 
-    async def sim(self, path: str) -> int:
-        async with aiohttp.ClientSession() as session, session.post(self.base_url + path) as resp:
+    async def sim(self, path: str, payload: object = None) -> int:
+        async with aiohttp.ClientSession() as session, session.post(
+            self.base_url + path, json=payload
+        ) as resp:
             return resp.status
 
 
@@ -253,3 +256,72 @@ async def test_sdk_keeps_the_ledger_straight(env: Env) -> None:
         "charges": 1,
         "refunded": 0,
     }
+
+
+# --------------------------------------------------------------------------- transfer bills
+REPORT = [
+    {"info_type": "活动名称", "info_content": "新会员有礼"},
+    {"info_type": "奖励说明", "info_content": "注册会员抽奖"},
+]
+
+
+async def test_transfer_bill_with_a_name_is_paid_queried_and_notified(env: Env) -> None:
+    sdk = env.sdk(wechatpayv3.WeChatPayType.MINIPROG)
+    status, text = await asyncio.to_thread(
+        sdk.mch_transfer_bills,
+        out_bill_no="sdkbill1",
+        transfer_scene_id="1000",
+        openid="oSdkPayee0000000000000000001",
+        transfer_amount=200_000,  # from 2,000 CNY the SDK insists on a name, and encrypts it
+        transfer_remark="新会员有礼",
+        user_name="张三",
+        transfer_scene_report_infos=REPORT,
+    )
+    bill = loaded(text)
+    assert (status, bill["state"]) == (200, "WAIT_USER_CONFIRM") and bill["package_info"]
+    headers, body = await env.receiver.next()  # the simulated payee confirmed
+    note = await asyncio.to_thread(sdk.callback, headers, body)
+    assert note is not None and note["event_type"] == "MCHTRANSFER.BILL.FINISHED"
+    assert (note["resource"]["out_bill_no"], note["resource"]["state"]) == ("sdkbill1", "SUCCESS")
+    ours = WeChatPayAdapter("wechatpay", env.base_url, env.creds).verify_notification(headers, body)
+    assert (ours.kind, ours.rail_order_no, ours.result.status) == (
+        NotificationKind.PAYOUT, "sdkbill1", RailStatus.SUCCEEDED)
+    status, text = await asyncio.to_thread(sdk.mch_transfer_bills_query, out_bill_no="sdkbill1")
+    queried = loaded(text)
+    assert (status, queried["state"], queried["transfer_amount"]) == (200, "SUCCESS", 200_000)
+    assert queried["transfer_bill_no"] == bill["transfer_bill_no"]
+    status, text = await asyncio.to_thread(
+        sdk.mch_transfer_bills_query, transfer_bill_no=bill["transfer_bill_no"])
+    assert (status, loaded(text)["out_bill_no"]) == (200, "sdkbill1")
+
+
+async def test_transfer_bill_with_the_wrong_name_fails(env: Env) -> None:
+    payee = "oSdkPayee0000000000000000003"
+    assert await env.sim("/sim/payees", {"id": payee, "name": "张三"}) == 200
+    sdk = env.sdk(wechatpayv3.WeChatPayType.MINIPROG)
+    status, text = await asyncio.to_thread(
+        sdk.mch_transfer_bills, out_bill_no="sdkbill2", transfer_scene_id="1000", openid=payee,
+        transfer_amount=500, transfer_remark="奖励", user_name="李四",
+        transfer_scene_report_infos=REPORT)
+    bill = loaded(text)
+    assert (status, bill["state"], bill["fail_reason"]) == (200, "FAIL", "NAME_NOT_CORRECT")
+
+
+async def test_transfer_bill_cancelled_before_the_payee_confirms(keys: Path) -> None:
+    server = TestServer(create_app(protocol.load_bundle(keys), SimulatorOptions(time_scale=100.0)),
+                        host="127.0.0.1")
+    await server.start_server()
+    try:
+        env = Env(keys, str(server.make_url("")).rstrip("/"), "http://127.0.0.1:9/n", Receiver())
+        sdk = env.sdk(wechatpayv3.WeChatPayType.MINIPROG)
+        await asyncio.to_thread(
+            sdk.mch_transfer_bills, out_bill_no="sdkbill3", transfer_scene_id="1000",
+            openid="oSdkPayee0000000000000000004", transfer_amount=100, transfer_remark="奖励",
+            transfer_scene_report_infos=REPORT)
+        cancel, query = sdk.mch_transfer_bills_cancel, sdk.mch_transfer_bills_query
+        status, text = await asyncio.to_thread(cancel, out_bill_no="sdkbill3")
+        assert (status, loaded(text)["state"]) == (200, "CANCELLED")
+        status, text = await asyncio.to_thread(query, out_bill_no="sdkbill3")
+        assert (loaded(text)["state"], loaded(text)["fail_reason"]) == ("CANCELLED", "MCH_CANCEL")
+    finally:
+        await server.close()

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from adapters.alipay import protocol, transformers
+from adapters.alipay import bills, crossborder, fund_auth, payouts, protocol, royalty, transformers
 from adapters.alipay.credentials import AlipayCredentials
+from adapters.alipay.fund_auth_wire import FREEZE_NOTIFY_TYPE
 from adapters.alipay.protocol import FormError
 from adapters.alipay.transformers import CALL_FREE, CHARGE_METHODS, out_no
 from adapters.alipay.wire import GatewayParams, Method, TradeNotification, TradeRef, format_time
@@ -30,6 +31,8 @@ from adapters.base import (
     HttpResponse,
     Notification,
     Operation,
+    Payout,
+    PayoutQuery,
     Query,
     RailError,
     RailErrorCode,
@@ -38,6 +41,20 @@ from adapters.base import (
     Refund,
     RefundQuery,
     Reverse,
+    unsupported,
+)
+from adapters.commerce_ops import (
+    AuthorizationQuery,
+    Authorize,
+    BillDownload,
+    Capture,
+    InvoiceQuery,
+    IssueInvoice,
+    Release,
+    ReverseInvoice,
+    Split,
+    SplitQuery,
+    SplitReturn,
 )
 from adapters.wire import Malformed, convert
 
@@ -45,6 +62,8 @@ __all__ = ["AlipayAdapter", "create_adapter", "gateway_url"]
 
 _FORM = "application/x-www-form-urlencoded;charset=utf-8"
 _SCENES = frozenset(CHARGE_METHODS)
+# The merchant-service operations Alipay lacks (SplitReturn: see README).
+_UNOFFERED = (SplitReturn, IssueInvoice, ReverseInvoice, InvoiceQuery)
 
 
 def gateway_url(base_url: str) -> str:
@@ -55,7 +74,8 @@ def gateway_url(base_url: str) -> str:
 
 @final
 class AlipayAdapter:
-    __slots__ = ("_app_auth_token", "_clock", "_creds", "_gateway", "_name", "_seller_id")
+    __slots__ = ("_app_auth_token", "_clock", "_creds", "_gateway", "_name", "_seller_id",
+                 "_settle_currency")
 
     def __init__(
         self,
@@ -65,6 +85,7 @@ class AlipayAdapter:
         *,
         app_auth_token: str | None = None,
         seller_id: str | None = None,
+        settle_currency: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._name = name
@@ -72,6 +93,7 @@ class AlipayAdapter:
         self._creds = credentials
         self._app_auth_token = app_auth_token or None
         self._seller_id = seller_id or None
+        self._settle_currency = settle_currency or None  # set: a cross-border merchant
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -97,6 +119,9 @@ class AlipayAdapter:
             case Reverse():
                 return self._call(Method.CANCEL, TradeRef(out_trade_no=out_no(op.rail_order_no)))
             case Refund():
+                if crossborder.is_foreign(op.currency):
+                    refund = crossborder.refund_biz(op, self._settle_currency)
+                    return self._call(Method.REFUND, refund)
                 return self._call(Method.REFUND, transformers.refund_biz(op))
             case RefundQuery():
                 ref = TradeRef(
@@ -104,11 +129,31 @@ class AlipayAdapter:
                     out_request_no=out_no(op.rail_refund_no),
                 )
                 return self._call(Method.REFUND_QUERY, ref)
+            case Payout():
+                # No notify_url: Alipay's payout notification is unconfirmed (see README).
+                return self._call(Method.TRANSFER, payouts.transfer_biz(op))
+            case PayoutQuery():
+                return self._call(Method.TRANSFER_QUERY, payouts.transfer_ref(op))
+            case BillDownload() if op.url is not None:
+                return bills.download_request(op, op.url)
+            case BillDownload():
+                return self._call(Method.BILL_URL_QUERY, bills.url_query_biz(op))
+            case Split() | SplitQuery():
+                return self._call(*royalty.call(op))
+            case Authorize():
+                return self._build_authorize(op)
+            case AuthorizationQuery() | Capture() | Release():
+                return self._call(*fund_auth.call(op))
+            case SplitReturn() | IssueInvoice() | ReverseInvoice() | InvoiceQuery():
+                raise unsupported(self.name, op)
             case _:
                 assert_never(op)
 
     def _build_charge(self, op: Charge) -> HttpRequest | RailResult:
-        biz = transformers.order_biz(op)
+        if crossborder.is_foreign(op.currency):  # priced abroad, or refused for its currency
+            biz = crossborder.order_biz(op, self._settle_currency)
+        else:
+            biz = transformers.order_biz(op)
         method = CHARGE_METHODS[op.scene]
         notify = op.notify_url or None
         if method is Method.APP_PAY:
@@ -120,6 +165,13 @@ class AlipayAdapter:
             url = f"{self._gateway}?{protocol.urlencode_params(params)}"
             return _awaiting(Action(ActionType.REDIRECT, {"url": url}))
         return self._call(method, biz, notify_url=notify)
+
+    def _build_authorize(self, op: Authorize) -> HttpRequest | RailResult:
+        method, biz, notify = fund_auth.freeze_method(op), fund_auth.freeze_biz(op), op.notify_url
+        if method is Method.AUTH_APP_FREEZE:  # a signed order string the wallet opens
+            order = protocol.urlencode_params(self._signed(method, biz, notify_url=notify or None))
+            return _awaiting(Action(ActionType.SDK_PARAMS, {"order_string": order}))
+        return self._call(method, biz, notify_url=notify or None)
 
     def _signed(
         self,
@@ -155,9 +207,30 @@ class AlipayAdapter:
 
     # ----------------------------------------------------------------------- parse
     def parse(self, op: Operation, response: HttpResponse) -> RailResult:
+        if isinstance(op, BillDownload):
+            return self._parse_bill(op, response)
+        if isinstance(op, _UNOFFERED):
+            raise unsupported(self.name, op)
         text = self._verified(_method_of(op), response)
         try:
-            return transformers.answer_result(op, text)
+            if isinstance(op, Payout | PayoutQuery):
+                return payouts.answer_result(op, text)
+            if isinstance(op, Split | SplitQuery):
+                return royalty.answer_result(op, text)
+            if isinstance(op, Authorize | AuthorizationQuery | Capture | Release):
+                return fund_auth.answer_result(op, text)
+            result = transformers.answer_result(op, text)
+            if isinstance(op, Charge | Query):  # a cross-border trade: what the buyer paid
+                result = crossborder.with_payer_amount(result, text)
+            return result
+        except Malformed as exc:
+            raise RailError(RailErrorCode.MALFORMED_RESPONSE, str(exc), definitive=False) from None
+
+    def _parse_bill(self, op: BillDownload, response: HttpResponse) -> RailResult:
+        try:
+            if op.url is not None:  # the bill itself: unsigned
+                return bills.bill_result(op, response)
+            return bills.url_result(self._verified(Method.BILL_URL_QUERY, response))
         except Malformed as exc:
             raise RailError(RailErrorCode.MALFORMED_RESPONSE, str(exc), definitive=False) from None
 
@@ -193,12 +266,14 @@ class AlipayAdapter:
         if not protocol.verify_notification_params(self._creds.alipay_public_key, params):
             raise _unverifiable("bad signature")
         try:
+            if params.get("notify_type") == FREEZE_NOTIFY_TYPE:  # an online freeze's outcome
+                return fund_auth.notification(params, self._creds.app_id)
             note = convert(params, TradeNotification)
             if note.app_id != self._creds.app_id:
                 raise Malformed("notification for another app")
             if self._seller_id is not None and note.seller_id != self._seller_id:
                 raise Malformed("notification for another seller")
-            return transformers.notification(note)
+            return crossborder.with_payer_notification(transformers.notification(note), params)
         except Malformed as exc:
             raise _unverifiable(str(exc)) from None
 
@@ -212,8 +287,10 @@ class AlipayAdapter:
 def create_adapter(config: AdapterConfig) -> AlipayAdapter:
     """Entry-point factory; the bundle must already exist in `config.keys_dir`.
 
-    Options: `app_auth_token` (a service provider acting for a merchant) and
-    `seller_id` (the merchant PID that notifications must name).
+    Options: `app_auth_token` (a service provider acting for a merchant),
+    `seller_id` (the merchant PID that notifications must name) and `settle_currency`
+    (a merchant Alipay settles abroad, e.g. "JPY": charges in other currencies than CNY
+    are then priced in their own).
     """
     if config.keys_dir is None:
         raise ValueError(f"rail {config.name!r}: the Alipay adapter needs keys_dir")
@@ -223,6 +300,8 @@ def create_adapter(config: AdapterConfig) -> AlipayAdapter:
         protocol.load_bundle(config.keys_dir),
         app_auth_token=_option(config, "app_auth_token"),
         seller_id=_option(config, "seller_id"),
+        settle_currency=crossborder.settle_currency_option(
+            config.name, _option(config, "settle_currency")),
     )
 
 
@@ -252,6 +331,18 @@ def _method_of(op: Operation) -> Method:
             return Method.REFUND
         case RefundQuery():
             return Method.REFUND_QUERY
+        case Payout():
+            return Method.TRANSFER
+        case PayoutQuery():
+            return Method.TRANSFER_QUERY
+        case BillDownload():
+            return Method.BILL_URL_QUERY
+        case Split() | SplitQuery():
+            return royalty.method_of(op)
+        case Authorize() | AuthorizationQuery() | Capture() | Release():
+            return fund_auth.method_of(op)
+        case SplitReturn() | IssueInvoice() | ReverseInvoice() | InvoiceQuery():
+            raise unsupported("alipay", op)
         case _:
             assert_never(op)
 

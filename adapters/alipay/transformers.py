@@ -13,6 +13,7 @@ from typing import NoReturn, assert_never
 
 import msgspec
 
+from adapters.alipay.pricing import minor_units
 from adapters.alipay.wire import (
     Answer,
     Code,
@@ -32,7 +33,6 @@ from adapters.alipay.wire import (
     fen_to_yuan,
     valid_fen,
     valid_out_no,
-    yuan_to_fen,
 )
 from adapters.base import (
     Action,
@@ -41,7 +41,6 @@ from adapters.base import (
     Close,
     Notification,
     NotificationKind,
-    Operation,
     Query,
     RailError,
     RailErrorCode,
@@ -65,6 +64,8 @@ CHARGE_METHODS: Mapping[str, Method] = {
 }
 # App and h5 are answered by `build`: their signed order string is the result.
 CALL_FREE = frozenset({Method.APP_PAY, Method.WAP_PAY})
+# The operations on trades; payouts are mapped by `payouts`.
+TradeOperation = Charge | Query | Close | Reverse | Refund | RefundQuery
 
 _SUBJECT_MAX = 256
 _REASON_MAX = 256
@@ -141,18 +142,18 @@ def refund_biz(op: Refund) -> RefundBiz:
 
 
 # --------------------------------------------------------------------------- answers
-def _fen(yuan: str, name: str) -> int:
+def _fen(yuan: str, name: str, currency: str | None = None) -> int:
     try:
-        return yuan_to_fen(yuan)
+        return minor_units(yuan, currency)  # a cross-border trade's are in its currency
     except ValueError:
         raise Malformed(f"field {name!r} is not an amount") from None
 
 
-def _opt_fen(yuan: OptionalYuan, name: str) -> int | None:
-    return None if yuan is msgspec.UNSET else _fen(yuan, name)
+def _opt_fen(yuan: OptionalYuan, name: str, currency: str | None = None) -> int | None:
+    return None if yuan is msgspec.UNSET else _fen(yuan, name, currency)
 
 
-def answer_result(op: Operation, text: str) -> RailResult:
+def answer_result(op: TradeOperation, text: str) -> RailResult:
     """The result of a verified `*_response` object (its exact text)."""
     answer = decode(text, Answer)
     _check_identity(op, answer)
@@ -175,7 +176,7 @@ def answer_result(op: Operation, text: str) -> RailResult:
             assert_never(answer.code)
 
 
-def _check_identity(op: Operation, answer: Answer) -> None:
+def _check_identity(op: TradeOperation, answer: Answer) -> None:
     """An answer naming another order or refund is never applied to this one."""
     if answer.out_trade_no and answer.out_trade_no != op.rail_order_no:
         raise Malformed("answer is about another order")
@@ -193,7 +194,7 @@ def _error(answer: Answer, *, definitive: bool) -> RailError:
     return RailError(sub_code, message, definitive=definitive)
 
 
-def _business_failure(op: Operation, answer: Answer) -> RailResult:
+def _business_failure(op: TradeOperation, answer: Answer) -> RailResult:
     try:
         sub = SubCode(answer.sub_code or "")
     except ValueError:
@@ -233,7 +234,7 @@ def _business_failure(op: Operation, answer: Answer) -> RailResult:
             assert_never(sub)
 
 
-def _not_exist(op: Operation, answer: Answer) -> RailResult:
+def _not_exist(op: TradeOperation, answer: Answer) -> RailResult:
     match op:
         case Query() | Close() | Reverse() | RefundQuery():
             # No proof of anything: an unscanned QR, or a lost trade.pay, looks the same.
@@ -250,14 +251,15 @@ def _not_exist(op: Operation, answer: Answer) -> RailResult:
             assert_never(op)
 
 
-def _success(op: Operation, answer: Answer, text: str) -> RailResult:
+def _success(op: TradeOperation, answer: Answer, text: str) -> RailResult:
     """A 10000 answer, read again as the shape of its method's success."""
     match op:
         case Charge():
             return _charge_success(op, text)
         case Query():
             trade = decode(text, QueryAnswer)
-            return _trade_result(trade.trade_status, trade.trade_no, trade.total_amount)
+            return _trade_result(trade.trade_status, trade.trade_no, trade.total_amount,
+                                 trade.trans_currency)
         case Close():
             return RailResult(RailStatus.CLOSED, rail_reference=answer.trade_no or None)
         case Reverse():
@@ -276,7 +278,7 @@ def _charge_success(op: Charge, text: str) -> RailResult:
         return RailResult(RailStatus.REQUIRES_ACTION, action=action)
     if op.scene == Scene.QUICKPAY:
         paid = decode(text, PayAnswer)
-        amount = _fen(paid.total_amount, "total_amount")
+        amount = _fen(paid.total_amount, "total_amount", paid.trans_currency)
         return RailResult(RailStatus.SUCCEEDED, rail_reference=paid.trade_no, amount=amount)
     # jsapi / mini_program: the page passes trade_no to my.tradePay.
     trade_no = decode(text, CreateAnswer).trade_no
@@ -284,9 +286,10 @@ def _charge_success(op: Charge, text: str) -> RailResult:
     return RailResult(RailStatus.REQUIRES_ACTION, rail_reference=trade_no, action=action)
 
 
-def _trade_result(status: TradeStatus, trade_no: str | None, total: OptionalYuan) -> RailResult:
+def _trade_result(status: TradeStatus, trade_no: str | None, total: OptionalYuan,
+                  currency: str | None = None) -> RailResult:
     ref = trade_no or None
-    amount = _opt_fen(total, "total_amount")
+    amount = _opt_fen(total, "total_amount", currency)
     match status:
         case TradeStatus.WAIT_BUYER_PAY:
             # Query has no scene: a quickpay after 10003 looks the same (see README).
@@ -309,7 +312,7 @@ def _cancel_result(answer: Answer) -> RailResult:
 
 def _refund_result(op: Refund, answer: RefundAnswer) -> RailResult:
     ref = answer.trade_no or None
-    refunded = _opt_fen(answer.refund_fee, "refund_fee")
+    refunded = _opt_fen(answer.refund_fee, "refund_fee", answer.trans_currency or op.currency)
     if answer.fund_change == "Y":
         return RailResult(
             RailStatus.SUCCEEDED, rail_reference=ref, amount=op.amount, refunded_amount=refunded
@@ -328,19 +331,20 @@ def _refund_query_result(answer: RefundQueryAnswer) -> RailResult:
     return RailResult(
         RailStatus.SUCCEEDED,
         rail_reference=answer.trade_no or None,
-        amount=_opt_fen(answer.refund_amount, "refund_amount"),
+        amount=_opt_fen(answer.refund_amount, "refund_amount", answer.trans_currency),
     )
 
 
 # --------------------------------------------------------------------------- notifications
 def notification(note: TradeNotification) -> Notification:
-    result = _trade_result(note.trade_status, note.trade_no, note.total_amount)
+    result = _trade_result(note.trade_status, note.trade_no, note.total_amount,
+                           note.trans_currency)
     if not note.out_biz_no:
         return Notification(NotificationKind.PAYMENT, note.out_trade_no, result)
     # A refund: TRADE_SUCCESS after a partial one, TRADE_CLOSED after the last one.
     if note.refund_fee is msgspec.UNSET:
         raise Malformed("a refund notification without refund_fee")
-    refunded = _fen(note.refund_fee, "refund_fee")
+    refunded = _fen(note.refund_fee, "refund_fee", note.trans_currency)
     # The notification names the trade's total and the cumulative refund, never this
     # refund's own amount: `amount` stays unset rather than misleading a cross-check.
     refund = RailResult(

@@ -43,6 +43,15 @@ class Method(enum.StrEnum):
     CANCEL = "alipay.trade.cancel"
     REFUND = "alipay.trade.refund"
     REFUND_QUERY = "alipay.trade.fastpay.refund.query"
+    TRANSFER = "alipay.fund.trans.uni.transfer"  # payouts: see `fund_wire`
+    TRANSFER_QUERY = "alipay.fund.trans.common.query"
+    BILL_URL_QUERY = "alipay.data.dataservice.bill.downloadurl.query"  # see `bills`
+    SETTLE = "alipay.trade.order.settle"  # splits: see `royalty_wire`
+    SETTLE_QUERY = "alipay.trade.order.settle.query"
+    AUTH_FREEZE = "alipay.fund.auth.order.freeze"  # authorisations: see `fund_auth_wire`
+    AUTH_APP_FREEZE = "alipay.fund.auth.order.app.freeze"
+    AUTH_UNFREEZE = "alipay.fund.auth.order.unfreeze"
+    AUTH_QUERY = "alipay.fund.auth.operation.detail.query"
 
 
 class TradeStatus(enum.StrEnum):
@@ -155,6 +164,8 @@ class OrderBiz(Shape, kw_only=True):
     op_app_id: str | None = None
     op_buyer_open_id: str | None = None
     quit_url: str | None = None  # wap.pay
+    trans_currency: str | None = None  # cross-border: the priced currency (`pricing`)
+    settle_currency: str | None = None
 
 
 class TradeRef(Shape, kw_only=True):
@@ -183,7 +194,9 @@ class Answer(Shape, kw_only=True):
     out_trade_no: str | None = None
     trade_no: str | None = None
     out_request_no: str | None = None  # refunds
+    out_biz_no: str | None = None  # transfers
     retry_flag: str | None = None  # cancel: "Y" asks for the call again
+    trans_currency: str | None = None  # cross-border: the currency of its amounts
 
 
 class PrecreateAnswer(Answer, kw_only=True):
@@ -230,3 +243,4 @@ class TradeNotification(Shape, kw_only=True):
     total_amount: OptionalYuan = msgspec.UNSET
     out_biz_no: str | None = None  # set for a refund: its out_request_no
     refund_fee: OptionalYuan = msgspec.UNSET  # cumulative over the trade
+    trans_currency: str | None = None  # cross-border: the currency of its amounts

@@ -13,9 +13,9 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from adapters.bank import protocol, transformers
+from adapters.bank import bills, protocol, transformers
 from adapters.bank.protocol import BankCredentials
-from adapters.bank.transformers import CHARGE_PATHS
+from adapters.bank.transformers import CHARGE_PATHS, TRANSFERS_PATH
 from adapters.base import (
     AdapterConfig,
     Charge,
@@ -24,6 +24,8 @@ from adapters.base import (
     HttpResponse,
     Notification,
     Operation,
+    Payout,
+    PayoutQuery,
     Query,
     RailError,
     RailErrorCode,
@@ -31,6 +33,20 @@ from adapters.base import (
     Refund,
     RefundQuery,
     Reverse,
+    unsupported,
+)
+from adapters.commerce_ops import (
+    AuthorizationQuery,
+    Authorize,
+    BillDownload,
+    Capture,
+    InvoiceQuery,
+    IssueInvoice,
+    Release,
+    ReverseInvoice,
+    Split,
+    SplitQuery,
+    SplitReturn,
 )
 from adapters.wire import Malformed
 
@@ -90,6 +106,16 @@ class BankAdapter:
                 return self._signed("POST", "/v1/refunds", msgspec.json.encode(refund))
             case RefundQuery():
                 return self._signed("GET", f"/v1/refunds/{_seg(op.rail_refund_no)}", b"")
+            case Payout():
+                transfer = transformers.transfer_request(op)
+                return self._signed("POST", TRANSFERS_PATH, msgspec.json.encode(transfer))
+            case PayoutQuery():
+                return self._signed("GET", f"{TRANSFERS_PATH}/{_seg(op.rail_payout_no)}", b"")
+            case BillDownload():  # one call: the bank answers the bill itself
+                return self._signed("GET", bills.bill_path(op), b"")
+            case (Split() | SplitQuery() | SplitReturn() | Authorize() | AuthorizationQuery()
+                    | Capture() | Release() | IssueInvoice() | ReverseInvoice() | InvoiceQuery()):
+                raise unsupported(self.name, op)
             case _:
                 assert_never(op)
 
@@ -118,6 +144,8 @@ class BankAdapter:
                 definitive=False,
             )
         try:
+            if isinstance(op, BillDownload):
+                return bills.bill_result(op, response.status, response.body)
             if 200 <= response.status < 300:
                 return transformers.success_result(op, response.body)
             return transformers.refusal_result(op, response.status, response.body)

@@ -19,6 +19,9 @@ from adapters.bank.wire import (
     RefundRequest,
     RefundState,
     RefundStatus,
+    TransferRequest,
+    TransferState,
+    TransferStatus,
     valid_amount,
     valid_currency,
 )
@@ -30,6 +33,8 @@ from adapters.base import (
     Notification,
     NotificationKind,
     Operation,
+    Payout,
+    PayoutQuery,
     Query,
     RailError,
     RailErrorCode,
@@ -39,17 +44,32 @@ from adapters.base import (
     RefundQuery,
     Reverse,
     Scene,
+    unsupported,
+)
+from adapters.commerce_ops import (
+    AuthorizationQuery,
+    Authorize,
+    BillDownload,
+    Capture,
+    InvoiceQuery,
+    IssueInvoice,
+    Release,
+    ReverseInvoice,
+    Split,
+    SplitQuery,
+    SplitReturn,
 )
 from adapters.wire import Malformed, decode
 
 # Router scene -> the call that charges in it.
 CHARGE_PATHS: Mapping[str, str] = {Scene.QUICKPAY: "/v1/charges", Scene.NATIVE: "/v1/qr-orders"}
+TRANSFERS_PATH = "/v1/credit-transfers"  # payouts; one transfer at TRANSFERS_PATH/{no}
 
 # Refusals after which the bank provably moved no money for this call.
 _DEFINITIVE: Mapping[int, frozenset[str]] = {
     400: frozenset({"INVALID_REQUEST"}),
     402: frozenset({"INSUFFICIENT_FUNDS", "CARD_DECLINED"}),
-    404: frozenset({"ORDER_NOT_FOUND", "REFUND_NOT_FOUND"}),
+    404: frozenset({"ORDER_NOT_FOUND", "REFUND_NOT_FOUND", "TRANSFER_NOT_FOUND"}),
     409: frozenset(
         {
             "DUPLICATE_ORDER_NO",
@@ -108,6 +128,21 @@ def refund_request(op: Refund) -> RefundRequest:
     )
 
 
+def transfer_request(op: Payout) -> TransferRequest:
+    _check_money(op.amount, op.currency)
+    if not op.payee:
+        _refuse("a payout needs the payee's account number", param="payee")
+    return TransferRequest(
+        transfer_no=op.rail_payout_no,
+        amount=op.amount,
+        currency=op.currency,
+        account=op.payee,
+        remark=op.remark,
+        notify_url=op.notify_url or None,
+        name=op.name or None,
+    )
+
+
 # --------------------------------------------------------------------------- answers
 def success_result(op: Operation, body: bytes) -> RailResult:
     """A 2xx answer: the order or refund `op` is about."""
@@ -122,6 +157,15 @@ def success_result(op: Operation, body: bytes) -> RailResult:
             if order.order_no != op.rail_order_no:
                 raise Malformed("answer is about another order")
             return _order_result(order)
+        case Payout() | PayoutQuery():
+            transfer = decode(body, TransferState)
+            if transfer.transfer_no != op.rail_payout_no:
+                raise Malformed("answer is about another transfer")
+            return _transfer_result(transfer)
+        case (Split() | SplitQuery() | SplitReturn() | Authorize() | AuthorizationQuery()
+                | Capture() | Release() | IssueInvoice() | ReverseInvoice() | InvoiceQuery()
+                | BillDownload()):
+            raise unsupported("bank", op)
         case _:
             assert_never(op)
 
@@ -144,6 +188,8 @@ def _is_lookup_miss(op: Operation, code: str) -> bool:
         return code == "ORDER_NOT_FOUND"
     if isinstance(op, RefundQuery):
         return code == "REFUND_NOT_FOUND"
+    if isinstance(op, PayoutQuery):
+        return code == "TRANSFER_NOT_FOUND"
     return False
 
 
@@ -196,6 +242,26 @@ def _refund_result(refund: RefundState) -> RailResult:
             assert_never(refund.status)
 
 
+def _transfer_result(transfer: TransferState) -> RailResult:
+    ref, amount = transfer.bank_transfer_id, transfer.amount
+    match transfer.status:
+        case TransferStatus.PROCESSING:
+            return RailResult(RailStatus.PROCESSING, rail_reference=ref, amount=amount)
+        case TransferStatus.SUCCEEDED:
+            return RailResult(RailStatus.SUCCEEDED, rail_reference=ref, amount=amount)
+        case TransferStatus.FAILED:
+            # The bank's reasons are the router's own codes (ACCOUNT_FROZEN, NAME_NOT_CORRECT).
+            return RailResult(
+                RailStatus.FAILED,
+                rail_reference=ref,
+                amount=amount,
+                failure_code=transfer.failure_code or "TRANSFER_FAILED",
+                failure_message=transfer.failure_message,
+            )
+        case _:
+            assert_never(transfer.status)
+
+
 # --------------------------------------------------------------------------- notifications
 def notification(body: bytes) -> Notification:
     envelope = decode(body, NotificationEnvelope)
@@ -208,5 +274,10 @@ def notification(body: bytes) -> Notification:
             raise Malformed("a refund notification without order_no")
         return Notification(
             NotificationKind.REFUND, refund.order_no, _refund_result(refund), refund.refund_no
+        )
+    if envelope.event in ("transfer.succeeded", "transfer.failed"):
+        transfer = decode(envelope.data, TransferState)
+        return Notification(
+            NotificationKind.PAYOUT, transfer.transfer_no, _transfer_result(transfer)
         )
     raise Malformed(f"unknown event {envelope.event!r}")

@@ -21,6 +21,7 @@ MAX_AMOUNT = 10**12  # minor units; anything larger is a bug upstream, not a pay
 SUPPORTED_CURRENCIES = frozenset({"CNY"})
 
 _ORDER_NO_RE = re.compile(r"[0-9A-Za-z_\-]{1,64}")
+_ACCOUNT_RE = re.compile(r"[0-9A-Za-z\-]{1,64}")
 
 
 class OrderStatus(enum.StrEnum):
@@ -38,6 +39,19 @@ class RefundStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+class TransferStatus(enum.StrEnum):
+    """A credit transfer's state; FAILED carries a `TransferFailure` as `failure_code`."""
+
+    PROCESSING = "PROCESSING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class TransferFailure(enum.StrEnum):
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"  # the payee's account cannot receive
+    NAME_NOT_CORRECT = "NAME_NOT_CORRECT"  # the name sent is not the account holder's
+
+
 def valid_amount(value: object) -> TypeGuard[int]:
     """Positive integer minor units (bool is an int in Python and is refused)."""
     return type(value) is int and 0 < value <= MAX_AMOUNT
@@ -49,6 +63,11 @@ def valid_currency(value: object) -> TypeGuard[str]:
 
 def valid_order_no(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _ORDER_NO_RE.fullmatch(value) is not None
+
+
+def valid_account(value: object) -> TypeGuard[str]:
+    """A payee's account number: 1–64 of `[0-9A-Za-z-]`."""
+    return isinstance(value, str) and _ACCOUNT_RE.fullmatch(value) is not None
 
 
 # --------------------------------------------------------------------------- requests
@@ -71,6 +90,18 @@ class RefundRequest(Shape):
     amount: int
     reason: str
     notify_url: str
+
+
+class TransferRequest(Shape, kw_only=True):
+    """`POST /v1/credit-transfers`: pay `amount` into the payee's `account`."""
+
+    transfer_no: str
+    amount: int
+    currency: str
+    account: str
+    remark: str
+    notify_url: str | None = None  # where `transfer.*` notifications go
+    name: str | None = None  # the account holder's name, checked by the bank when sent
 
 
 # --------------------------------------------------------------------------- answers
@@ -98,6 +129,17 @@ class RefundState(Shape, kw_only=True):
     failure_code: str | None = None
 
 
+class TransferState(Shape, kw_only=True):
+    """A transfer's state: transfer answers, and the data of `transfer.*` notifications."""
+
+    transfer_no: str
+    bank_transfer_id: str
+    status: TransferStatus
+    amount: int
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
 class ErrorAnswer(Shape):
     """Every non-2xx answer."""
 
@@ -107,5 +149,6 @@ class ErrorAnswer(Shape):
 
 class NotificationEnvelope(Shape):
     id: str
-    event: str  # order.paid | order.failed | refund.succeeded
-    data: msgspec.Raw  # an OrderState or a RefundState, by event
+    # order.paid | order.failed | refund.succeeded | transfer.succeeded | transfer.failed
+    event: str
+    data: msgspec.Raw  # an OrderState, a RefundState or a TransferState, by event

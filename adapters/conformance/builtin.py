@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Final
 
 import aiohttp
 from aiohttp import web
 
 from adapters.base import RailResult, RailStatus
-from adapters.conformance.kit import CAPABILITIES, EnvSettings, RailKit, SimSpec, expect
+from adapters.conformance.kit import (
+    CAPABILITIES,
+    EnvSettings,
+    RailKit,
+    SimSpec,
+    confirm_at_sim,
+    expect,
+)
 from adapters.simkit.runtime import SimulatorOptions
+
+
+def _digits(count: int) -> str:
+    return f"{secrets.randbelow(10**count):0{count}d}"
+
+
+def _account_no(last: str) -> str:
+    """A 16-digit bank account number."""
+    return _digits(15) + last
+
+
+def _openid(last: str) -> str:
+    """A 28-character openid, as WeChat issues them."""
+    return "oUpF8u" + secrets.token_hex(11)[:21] + last
+
+
+def _alipay_user_id(last: str) -> str:
+    """A 16-digit Alipay user id (2088...)."""
+    return "2088" + _digits(11) + last
 
 
 def _bank_kit() -> RailKit:
@@ -29,7 +56,9 @@ def _bank_kit() -> RailKit:
     return RailKit(
         name="bank",
         create_adapter=adapter.create_adapter,
-        capabilities=frozenset(CAPABILITIES),
+        capabilities=frozenset(CAPABILITIES) - {"splits", "authorizations", "invoices",
+                                                "cross_border"},
+        payee=_account_no,
         sim=SimSpec(protocol.load_or_create_bundle, create_app, settled),
         status_table={
             S.WAITING.value: RailStatus.REQUIRES_ACTION,
@@ -61,7 +90,13 @@ def _wechatpay_kit() -> RailKit:
         name="wechatpay",
         create_adapter=adapter.create_adapter,
         capabilities=frozenset(CAPABILITIES),
+        payee=_openid,
         sim=SimSpec(protocol.load_or_create_bundle, create_app, settled),
+        # Pay Score: an openid ending in 3 scores 500 (SANDBOX.md); the service's bar is 550.
+        credit_payer=lambda high: {"openid": _openid("1" if high else "3")},
+        authorization_scene="mini_program",
+        split_accounts={"merchant": "1900000109", "user": _openid("1")},
+        cross_border_options={"global": True},  # the Global API of an overseas merchant
         scene_payers={"jsapi": openid, "mini_program": openid,
                       "h5": {"client_ip": "127.0.0.1"}},
         status_table={
@@ -87,6 +122,13 @@ async def _alipay_present(session: aiohttp.ClientSession, sim_url: str,
         expect(resp.status == 200 and '"10000"' in body, f"present: HTTP {resp.status} {body}")
 
 
+async def _alipay_confirm_hold(session: aiohttp.ClientSession, sim_url: str,
+                               rail_auth_no: str, result: RailResult) -> None:
+    """The wallet opens an online freeze's order string, then the payer confirms it."""
+    await _alipay_present(session, sim_url, result)
+    await confirm_at_sim(session, sim_url, rail_auth_no, result)
+
+
 def _alipay_kit() -> RailKit:
     from adapters.alipay import adapter, protocol
     from adapters.alipay.simulator import app as simulator
@@ -105,11 +147,20 @@ def _alipay_kit() -> RailKit:
     return RailKit(
         name="alipay",
         create_adapter=adapter.create_adapter,
-        capabilities=frozenset(CAPABILITIES),
+        # Alipay's payout notice is unconfirmed (protocols/payouts.md): none is sent.
+        capabilities=frozenset(CAPABILITIES) - {"payout_notifications", "invoices"},
+        payee=_alipay_user_id,
+        cross_border_options={"settle_currency": "JPY"},  # a merchant Alipay settles abroad
         sim=SimSpec(protocol.load_or_create_bundle, create_app, settled),
         scene_payers={"jsapi": buyer, "mini_program": buyer},
         presented_scenes=frozenset({"app", "h5"}),
         present=_alipay_present,
+        # Both receivers are named by their Alipay account's user id.
+        split_accounts={"merchant": _alipay_user_id("4"), "user": _alipay_user_id("1")},
+        # The online freeze (app) names its payer; ending in 3 scores 500 (SANDBOX.md).
+        credit_payer=lambda high: {"buyer_id": _alipay_user_id("1" if high else "3")},
+        authorization_scene="app",
+        confirm_authorization=_alipay_confirm_hold,
         # An unscanned precreate QR is invisible to trade.query; a created one is not.
         waiting_scene="jsapi",
         status_table={
@@ -130,7 +181,8 @@ def _instant_kit() -> RailKit:
     return RailKit(
         name="instant",
         create_adapter=adapter.create_adapter,
-        capabilities=frozenset({"reverse", "refunds"}),
+        capabilities=frozenset({"reverse", "refunds", "payouts"}),
+        payee=lambda last: "payee" + secrets.token_hex(6) + last,
     )
 
 

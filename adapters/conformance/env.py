@@ -19,6 +19,7 @@ from adapters.base import (
     Charge,
     Notification,
     Operation,
+    Payout,
     RailError,
     RailResult,
     Refund,
@@ -79,8 +80,10 @@ class RailEnv:
         receiver: _Receiver,
         sim_url: str | None,
         sim_app: web.Application | None,
+        keys_dir: Path | None = None,
     ) -> None:
         self.kit = kit
+        self.keys_dir = keys_dir
         self.settings = settings
         self.session = session
         self.adapter = adapter
@@ -142,6 +145,27 @@ class RailEnv:
             notify_url=self.receiver.url,
         )
 
+    def payout_no(self) -> str:
+        # 24 letters and digits: valid for every rail (WeChat takes nothing else).
+        return "po" + uuid.uuid4().hex[:22]
+
+    def payout(self, last: str, *, amount: int = 1000, name: str | None = None,
+               payee: str | None = None) -> Payout:
+        """A payout to a fresh payee whose identity ends in `last` (or to `payee`)."""
+        if payee is None:
+            if self.kit.payee is None:
+                raise ConformanceError(f"rail {self.kit.name} names no payees (RailKit.payee)")
+            payee = self.kit.payee(last)
+        return Payout(
+            rail_payout_no=self.payout_no(),
+            amount=amount,
+            currency="CNY",
+            payee=payee,
+            remark="conformance",
+            notify_url=self.receiver.url,
+            name=name,
+        )
+
     async def until(
         self, op: Operation, done: Callable[[RailResult], bool], what: str
     ) -> RailResult:
@@ -188,14 +212,28 @@ class RailEnv:
         async with self.session.post(self._sim() + "/sim/faults", json=faults) as resp:
             expect(resp.status == 200, f"setting faults: HTTP {resp.status}")
 
-    async def ledger(self) -> dict[str, dict[str, Any]]:
+    async def set_payee_name(self, identity: str, name: str) -> None:
+        """The real name behind a payee identity (`POST /sim/payees`)."""
+        payee = {"id": identity, "name": name}
+        async with self.session.post(self._sim() + "/sim/payees", json=payee) as resp:
+            expect(resp.status == 200, f"setting a payee's name: HTTP {resp.status}")
+
+    async def _ledger_body(self) -> dict[str, Any]:
         async with self.session.get(self._sim() + "/sim/ledger") as resp:
             body: dict[str, Any] = await resp.json()
-        orders: dict[str, dict[str, Any]] = body["orders"]
+        return body
+
+    async def ledger(self) -> dict[str, dict[str, Any]]:
+        orders: dict[str, dict[str, Any]] = (await self._ledger_body())["orders"]
         return orders
 
     async def ledger_order(self, order_no: str) -> dict[str, Any] | None:
         return (await self.ledger()).get(order_no)
+
+    async def ledger_payout(self, payout_no: str) -> dict[str, Any] | None:
+        """The simulator's row of a payout (`payouts` of `GET /sim/ledger`), if any."""
+        payouts: dict[str, dict[str, Any]] = (await self._ledger_body()).get("payouts", {})
+        return payouts.get(payout_no)
 
     async def notification(
         self, matches: Callable[[Notification], bool], what: str
@@ -246,7 +284,8 @@ async def running(
         stack.push_async_callback(receiver.close)
         client = RailClient(session, {kit.name: adapter}, {kit.name: settings.rail_timeout},
                             Metrics(), HealthBook([kit.name], BreakerSettings()))
-        yield RailEnv(kit, settings, session, adapter, client, receiver, sim_url, sim_app)
+        yield RailEnv(kit, settings, session, adapter, client, receiver, sim_url, sim_app,
+                      keys_dir)
 
 
 def payer_code(last: str) -> str:

@@ -18,10 +18,17 @@ CAPABILITIES: Final[Mapping[str, str]] = {
     "actions": "in-process rail: wallet scenes settle at once, no payer action is asked for",
     "timed_codes": "payer codes 5/6/9 (confirming, never confirms, answer withheld) "
     "are not modelled",
-    "stateful": "stateless rail: it cannot tell which orders or refunds exist",
+    "stateful": "stateless rail: it cannot tell which orders, refunds or payouts exist",
     "reverse": "the rail offers no reverse",
     "refunds": "the rail offers no refunds",
     "notifications": "the rail sends no notifications",
+    "payouts": "the rail offers no payouts",
+    "payout_notifications": "the rail sends no payout notifications: payouts settle by query",
+    "splits": "the rail offers no profit sharing (splits of a paid order)",
+    "authorizations": "the rail offers no pre-authorisation (hold, capture, release)",
+    "invoices": "the rail issues no e-invoices (fapiao)",
+    "bills": "the rail offers no daily bill to download",
+    "cross_border": "the rail takes no payment priced in a foreign currency",
 }
 
 
@@ -35,6 +42,19 @@ def expect(condition: bool, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- kits
+ConfirmAuthorization = Callable[[aiohttp.ClientSession, str, str, RailResult], Awaitable[None]]
+
+
+async def confirm_at_sim(session: aiohttp.ClientSession, sim_url: str, rail_auth_no: str,
+                         result: RailResult) -> None:
+    """The simulated payer confirms a waiting hold: `POST /sim/authorizations/{no}/confirm`
+    (SANDBOX.md), by the rail-side number the router gave it."""
+    path = f"/sim/authorizations/{rail_auth_no}/confirm"
+    async with session.post(sim_url + path) as resp:
+        text = await resp.text()
+        expect(resp.status == 200, f"simulator control {path}: HTTP {resp.status} {text}")
+
+
 @final
 @dataclass(frozen=True)
 class EnvSettings:
@@ -80,6 +100,26 @@ class RailKit:
     status_table: Mapping[str, RailStatus] = field(default_factory=dict)
     # Rail statuses the simulator never produces, with why.
     unreachable_statuses: Mapping[str, str] = field(default_factory=dict)
+    # A fresh payee identity of the rail (openid, user id, account) ending in the given
+    # character, which decides a payout's outcome (SANDBOX.md: "1" paid, "2" frozen, "9"
+    # paid but the answer lost). None: the kit cannot name payees.
+    payee: Callable[[str], str] | None = None
+    # Profit sharing: an account of each receiver kind ("merchant", "user") a paid order
+    # can be shared with, and the rail's cap on the splits of one order (1/10000).
+    split_accounts: Mapping[str, str] = field(default_factory=dict)
+    split_max_ratio: int = 3000
+    # Pre-authorisation: a payer of high (score 700) or low (500) credit (SANDBOX.md), the
+    # scene a hold is made in, the `min_score` asked for, and how the simulated payer
+    # confirms a waiting hold: (session, simulator URL, rail_auth_no, Authorize result).
+    credit_payer: Callable[[bool], Mapping[str, str]] | None = None
+    authorization_scene: str = "app"
+    credit_min_score: int = 550
+    confirm_authorization: ConfirmAuthorization = confirm_at_sim
+    # Cross-border: the adapter options that price in foreign currencies (WeChat Pay:
+    # {"global": True}; none when the rail's own adapter does), and the scene paid at once
+    # (a payer code) a foreign-priced charge is made in.
+    cross_border_options: Mapping[str, object] = field(default_factory=dict)
+    cross_border_scene: str = "quickpay"
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities

@@ -1,9 +1,12 @@
 """The WeChat Pay API v3 adapter: builds signed requests, checks and parses signed answers.
 
 Direct-merchant mode by default; with `sub_mchid` in the options it speaks the
-service-provider ("partner") dialect of the same calls. The bodies are in `wire`, the
-mapping to and from canonical operations in `transformers`, the cryptography in
-`protocol`.
+service-provider ("partner") dialect of the same calls (payouts and Pay Score excepted).
+The bodies are in `wire`, the mapping to and from canonical operations in `transformers`
+(payouts in `payouts`, profit sharing in `profit_sharing`, Pay Score holds in `payscore`,
+refusals in `refusals`), the cryptography in `protocol`. With `global = true` it speaks the
+Global API of an overseas merchant (`global_pay`); e-invoices are in `fapiao`, the day's
+trade bill in `bills`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from adapters.base import (
     HttpResponse,
     Notification,
     Operation,
+    Payout,
+    PayoutQuery,
     Query,
     RailError,
     RailErrorCode,
@@ -35,8 +40,33 @@ from adapters.base import (
     RefundQuery,
     Reverse,
 )
-from adapters.wechatpay import protocol, transformers
+from adapters.commerce_ops import (
+    AuthorizationQuery,
+    Authorize,
+    BillDownload,
+    Capture,
+    InvoiceQuery,
+    IssueInvoice,
+    Release,
+    ReverseInvoice,
+    Split,
+    SplitQuery,
+    SplitReturn,
+)
+from adapters.wechatpay import (
+    bills,
+    fapiao,
+    payouts,
+    payscore,
+    profit_sharing,
+    protocol,
+    transformers,
+)
+from adapters.wechatpay.global_pay import GlobalApi, global_mcc
+from adapters.wechatpay.payouts import TransferScene
+from adapters.wechatpay.payscore import PayScoreService
 from adapters.wechatpay.protocol import DecryptError, WeChatPayCredentials
+from adapters.wechatpay.refusals import refusal_result
 from adapters.wechatpay.transformers import ENDPOINTS, Endpoint, checked_order_no, checked_refund_no
 from adapters.wechatpay.wire import (
     ErrorAnswer,
@@ -73,10 +103,14 @@ class WeChatPayAdapter:
         "_base_url",
         "_clock",
         "_creds",
+        "_global",
         "_merchant",
         "_name",
         "_nonce",
         "_partner",
+        "_payscore",
+        "_tax_code",
+        "_transfer_scene",
     )
 
     def __init__(
@@ -86,6 +120,10 @@ class WeChatPayAdapter:
         credentials: WeChatPayCredentials,
         *,
         partner: PartnerIds | None = None,
+        transfer_scene: TransferScene = payouts.DEFAULT_SCENE,
+        payscore_service: PayScoreService = PayScoreService(),  # noqa: B008 (frozen)
+        global_mcc: str | None = None,  # cross-border: the Global API, with this MCC
+        fapiao_tax_code: str = fapiao.DEFAULT_TAX_CODE,
         clock: Callable[[], float] = time.time,
         nonce: Callable[[], str] = protocol.new_nonce,
     ) -> None:
@@ -95,6 +133,8 @@ class WeChatPayAdapter:
         self._base_url = base_url.rstrip("/")
         self._creds = credentials
         self._partner = partner
+        self._transfer_scene = transfer_scene
+        self._payscore = payscore_service
         self._clock = clock
         self._nonce = nonce
         # Who every call is for: the identity fields of its body.
@@ -109,6 +149,8 @@ class WeChatPayAdapter:
                 sub_mchid=partner.sub_mchid,
                 sub_appid=partner.sub_appid or None,
             )
+        self._global = GlobalApi(self._app, global_mcc) if global_mcc is not None else None
+        self._tax_code = fapiao_tax_code
 
     def __repr__(self) -> str:
         mode = f"partner sub_mchid={self._partner.sub_mchid}" if self._partner else "direct"
@@ -124,6 +166,9 @@ class WeChatPayAdapter:
 
     # ----------------------------------------------------------------------- build
     def build(self, op: Operation) -> HttpRequest | RailResult:
+        if self._global is not None and (call := self._global.call(op)) is not None:
+            return self._get(call.path, call.query) if call.body is None else self._post(
+                call.path, call.body)
         match op:
             case Charge():
                 endpoint = transformers.endpoint_for(op.scene)
@@ -144,6 +189,32 @@ class WeChatPayAdapter:
                 path = f"/v3/refund/domestic/refunds/{_seg(checked_refund_no(op.rail_refund_no))}"
                 sub = {"sub_mchid": self._partner.sub_mchid} if self._partner else {}
                 return self._get(path, sub)
+            case Payout() | PayoutQuery() if self._partner is not None:
+                payouts.refuse_in_partner_mode()
+            case Payout():
+                bill = payouts.payout_request(op, self._creds.appid, self._transfer_scene,
+                                              self._creds.platform_public_key)
+                return self._post(payouts.BILLS_PATH, bill)
+            case PayoutQuery():
+                return self._get(payouts.bill_path(op.rail_payout_no), {})
+            case Split() | SplitQuery() | SplitReturn():
+                return self._wire(profit_sharing.request(op, self._app,
+                                                         self._creds.platform_public_key))
+            case (Authorize() | AuthorizationQuery() | Capture() | Release()) if self._partner:
+                payscore.refuse_in_partner_mode()
+            case Authorize() | AuthorizationQuery() | Capture() | Release():
+                return self._wire(payscore.request(op, self._creds.appid, self._payscore))
+            case IssueInvoice():
+                invoice = fapiao.issue_request(op, self._tax_code, self._creds.platform_public_key)
+                return self._post(fapiao.APPLICATIONS_PATH, invoice)
+            case InvoiceQuery():
+                path = fapiao.application_path(op.rail_reference)
+                return self._get(path, fapiao.query_params(op))
+            case ReverseInvoice():
+                path = f"{fapiao.application_path(op.rail_reference)}/reverse"
+                return self._post(path, fapiao.reverse_request(op))
+            case BillDownload():
+                return self._get(*bills.request_target(op, self._base_url))
             case _:
                 assert_never(op)
 
@@ -160,6 +231,11 @@ class WeChatPayAdapter:
 
     def _post(self, path: str, body: msgspec.Struct) -> HttpRequest:
         return self._signed("POST", path, msgspec.json.encode(body))
+
+    def _wire(self, call: profit_sharing.WireCall) -> HttpRequest:
+        if call.body is not None:
+            return self._post(call.path, call.body)
+        return self._get(call.path, call.query or {})
 
     def _signed(self, method: str, path: str, body: bytes) -> HttpRequest:
         url = self._base_url + path
@@ -180,8 +256,10 @@ class WeChatPayAdapter:
             response.body,
             now=self._clock(),
         )
+        if isinstance(op, BillDownload) and op.url is not None and response.status == 200:
+            return bills.bill_answer(op.url, response.body)  # unsigned: its digest checks it
         if not 200 <= response.status < 300:
-            return transformers.refusal_result(op, response.status, response.body, signed=signed)
+            return refusal_result(op, response.status, response.body, signed=signed)
         if not signed:
             raise RailError(
                 "UNVERIFIABLE_RESPONSE",
@@ -194,8 +272,10 @@ class WeChatPayAdapter:
             raise RailError(RailErrorCode.MALFORMED_RESPONSE, str(exc), definitive=False) from None
 
     def _parse_success(self, op: Operation, status: int, body: bytes) -> RailResult:
-        if status == 202:
+        if status == 202 and not isinstance(op, IssueInvoice | ReverseInvoice):
             return transformers.userpaying_result(op, body)
+        if self._global is not None and (result := self._global.parse(op, body)) is not None:
+            return result
         match op:
             case Charge():
                 return self._charge_result(op, body)
@@ -207,6 +287,18 @@ class WeChatPayAdapter:
                 return transformers.reverse_result(op, body)
             case Refund() | RefundQuery():
                 return transformers.refund_answer(body, op.rail_refund_no)
+            case Payout() | PayoutQuery():
+                return payouts.bill_answer(body, op.rail_payout_no, self._creds.mchid)
+            case Split() | SplitQuery() | SplitReturn():
+                return profit_sharing.answer(op, body)
+            case Authorize() | AuthorizationQuery() | Capture() | Release():
+                return payscore.answer(op, body, self._creds.mchid)
+            case IssueInvoice() | ReverseInvoice():
+                return RailResult(RailStatus.PROCESSING)  # 202, no body: accepted
+            case InvoiceQuery():
+                return fapiao.query_answer(body, op.rail_invoice_no)
+            case BillDownload():
+                return bills.location_answer(body)
             case _:
                 assert_never(op)
 
@@ -262,6 +354,15 @@ class WeChatPayAdapter:
                 raise Malformed("resource_type is not encrypt-resource")
             resource = msgspec.structs.asdict(envelope.resource)
             plain = protocol.decrypt_resource(self._creds.apiv3_key, resource)
+            if envelope.event_type == payouts.BILL_FINISHED:
+                return payouts.bill_notification(plain, self._creds.mchid)
+            if envelope.event_type in payscore.EVENTS:
+                return payscore.notification(envelope.event_type, plain, self._creds.mchid,
+                                             self._creds.appid)
+            if envelope.event_type in fapiao.EVENTS:
+                return fapiao.notification(envelope.event_type, plain, self._creds.mchid)
+            if self._global is not None:
+                return self._global.notification(envelope.event_type, plain)
             return transformers.notification(envelope.event_type, plain, self._app)
         except (Malformed, DecryptError) as exc:
             raise RailError(
@@ -279,13 +380,21 @@ def create_adapter(config: AdapterConfig) -> WeChatPayAdapter:
     """Entry-point factory; the bundle must already exist in `config.keys_dir`.
 
     Options `sub_mchid` (turns partner mode on), `sub_appid`, `sp_mchid` (defaults to,
-    and must equal, the bundle's mchid) and `sp_appid` (defaults to the bundle's appid).
+    and must equal, the bundle's mchid) and `sp_appid` (defaults to the bundle's appid);
+    for payouts `transfer_scene_id` (default 1000) and `transfer_scene_report_types`; for
+    Pay Score `payscore_service_id` and `payscore_min_score` (the service's bar, default 550);
+    `global` (true: cross-border, the Global API) with `merchant_category_code`; for
+    invoices `fapiao_tax_code`.
     """
     if config.keys_dir is None:
         raise ValueError(f"rail {config.name!r}: the wechatpay adapter needs keys_dir")
     creds = protocol.load_bundle(config.keys_dir)
     return WeChatPayAdapter(
-        config.name, config.base_url, creds, partner=_partner_ids(config, creds)
+        config.name, config.base_url, creds, partner=_partner_ids(config, creds),
+        transfer_scene=payouts.transfer_scene(config.options, config.name),
+        payscore_service=payscore.payscore_service(config.options, config.name),
+        global_mcc=global_mcc(config.options, config.name),
+        fapiao_tax_code=fapiao.tax_code(config.options, config.name),
     )
 
 

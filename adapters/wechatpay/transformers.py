@@ -2,7 +2,7 @@
 
 Pure functions over `adapters.base` and `wire`: what a charge or refund becomes on the
 wire, what a request WeChat cannot take is refused for (and which API field is at
-fault), and what each answer proves.
+fault), and what each answer proves. Payouts are in `payouts`, refusals in `refusals`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import msgspec
 
 from adapters.base import (
     Charge,
-    Close,
     Notification,
     NotificationKind,
     Operation,
@@ -25,7 +24,6 @@ from adapters.base import (
     RailResult,
     RailStatus,
     Refund,
-    RefundQuery,
     Reverse,
     Scene,
 )
@@ -79,34 +77,6 @@ MAX_REASON = 80
 DEFAULT_STORE_ID = "default"
 H5_TYPES = frozenset({"iOS", "Android", "Wap"})
 
-# Refusals after which WeChat provably moved no money for this call (fact sheet, errors).
-_DEFINITIVE: Mapping[int, frozenset[str]] = {
-    400: frozenset(
-        {
-            "PARAM_ERROR",
-            "INVALID_REQUEST",
-            "APPID_MCHID_NOT_MATCH",
-            "MCH_NOT_EXISTS",
-            "ORDER_CLOSED",
-            "ORDERPAID",  # close of a paid order: refused, nothing changed
-        }
-    ),
-    401: frozenset({"SIGN_ERROR"}),
-    403: frozenset(
-        {
-            "NO_AUTH",
-            "OUT_TRADE_NO_USED",
-            "NOTENOUGH",
-            "TRADE_ERROR",
-            "RULELIMIT",
-            "ACCOUNTERROR",
-            "NOT_ENOUGH",
-            "USER_ACCOUNT_ABNORMAL",
-        }
-    ),
-    404: frozenset({"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS"}),
-}
-_LOOKUP_MISSES = frozenset({"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS"})
 _REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
 
 
@@ -114,11 +84,11 @@ _REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"
 def endpoint_for(scene: str) -> Endpoint:
     endpoint = ENDPOINTS.get(scene)
     if endpoint is None:
-        _refuse(f"scene {scene!r} is not offered by WeChat Pay", param="scene")
+        refuse(f"scene {scene!r} is not offered by WeChat Pay", param="scene")
     return endpoint
 
 
-def _refuse(message: str, *, param: str | None) -> NoReturn:
+def refuse(message: str, *, param: str | None) -> NoReturn:
     # Raised before anything is sent: nothing can have moved.
     raise RailError(RailErrorCode.INVALID_REQUEST, message, definitive=True, param=param)
 
@@ -127,33 +97,33 @@ def _required(fields: Mapping[str, str], key: str, scene: str) -> str:
     """`payer.<key>`, which `scene` cannot do without."""
     value = fields.get(key)
     if not value:
-        _refuse(f"{scene} needs payer.{key}", param=f"payer.{key}")
+        refuse(f"{scene} needs payer.{key}", param=f"payer.{key}")
     return value
 
 
 def checked_order_no(value: str) -> str:
     # The router derives the number: no API field is at fault.
     if not valid_out_trade_no(value):
-        _refuse("rail_order_no must be 6-32 characters of [0-9A-Za-z_-]", param=None)
+        refuse("rail_order_no must be 6-32 characters of [0-9A-Za-z_-]", param=None)
     return value
 
 
 def checked_refund_no(value: str) -> str:
     if not valid_out_refund_no(value):
-        _refuse("rail_refund_no must be 1-64 characters of [0-9A-Za-z_-]", param=None)
+        refuse("rail_refund_no must be 1-64 characters of [0-9A-Za-z_-]", param=None)
     return value
 
 
-def _check_money(amount: int, currency: str) -> None:
+def check_money(amount: int, currency: str) -> None:
     if not valid_amount(amount):
-        _refuse("amount must be a positive integer of fen", param="amount")
+        refuse("amount must be a positive integer of fen", param="amount")
     if currency != "CNY":
-        _refuse(f"currency {currency!r} is not supported (CNY only)", param="currency")
+        refuse(f"currency {currency!r} is not supported (CNY only)", param="currency")
 
 
 def order_request(op: Charge, endpoint: Endpoint, app: MerchantApp) -> OrderRequest:
     """The order body, for the merchant (and app) `app` names."""
-    _check_money(op.amount, op.currency)
+    check_money(op.amount, op.currency)
     out_trade_no = checked_order_no(op.rail_order_no)
     payer, scene_info = _scene_fields(op, endpoint, app)
     return OrderRequest(
@@ -194,7 +164,7 @@ def _scene_fields(
             ip = _required(op.payer, "client_ip", Scene.H5)
             h5_type = op.payer.get("h5_type") or op.metadata.get("h5_type") or "Wap"
             if h5_type not in H5_TYPES:
-                _refuse(f"h5_type must be one of {sorted(H5_TYPES)}", param="payer")
+                refuse(f"h5_type must be one of {sorted(H5_TYPES)}", param="payer")
             return None, SceneInfo(payer_client_ip=ip, h5_info=H5Info(type=h5_type))
         case Endpoint.JSAPI:
             return jsapi_payer(op.payer, app), None
@@ -205,9 +175,9 @@ def _scene_fields(
 
 
 def refund_request(op: Refund, sub_mchid: str | None) -> RefundRequest:
-    _check_money(op.amount, op.currency)
+    check_money(op.amount, op.currency)
     if type(op.total) is not int or op.total < op.amount:
-        _refuse("refund total must be the order amount, at least the refund", param="amount")
+        refuse("refund total must be the order amount, at least the refund", param="amount")
     return RefundRequest(
         out_trade_no=checked_order_no(op.rail_order_no),
         out_refund_no=checked_refund_no(op.rail_refund_no),
@@ -219,7 +189,7 @@ def refund_request(op: Refund, sub_mchid: str | None) -> RefundRequest:
 
 
 # --------------------------------------------------------------------------- answers
-def _same(actual: str | None, expected: str | None, name: str) -> None:
+def check_same(actual: str | None, expected: str | None, name: str) -> None:
     """An answer about another order, refund or merchant is never applied to this one."""
     if actual is None or actual != expected:
         raise Malformed(f"answer names another {name}")
@@ -228,7 +198,7 @@ def _same(actual: str | None, expected: str | None, name: str) -> None:
 def transaction_answer(body: bytes, rail_order_no: str, *, codepay: bool = False) -> RailResult:
     """A query or codepay answer: the Transaction of `rail_order_no`."""
     tx = decode(body, Transaction)
-    _same(tx.out_trade_no, rail_order_no, "out_trade_no")
+    check_same(tx.out_trade_no, rail_order_no, "out_trade_no")
     return _transaction_result(tx, codepay=codepay)
 
 
@@ -266,7 +236,7 @@ def _transaction_result(tx: Transaction, *, codepay: bool = False) -> RailResult
 def refund_answer(body: bytes, rail_refund_no: str) -> RailResult:
     """A refund or refund-query answer about `rail_refund_no`."""
     refund = decode(body, RefundAnswer)
-    _same(refund.out_refund_no, rail_refund_no, "out_refund_no")
+    check_same(refund.out_refund_no, rail_refund_no, "out_refund_no")
     return _refund_result(refund.status, refund.refund_id, refund.amount)
 
 
@@ -307,7 +277,7 @@ def reverse_result(op: Reverse, body: bytes) -> RailResult:
     echo = decode(body, ReverseAnswer)
     if echo.trade_state is not msgspec.UNSET:
         return transaction_answer(body, op.rail_order_no)
-    _same(echo.out_trade_no, op.rail_order_no, "out_trade_no")
+    check_same(echo.out_trade_no, op.rail_order_no, "out_trade_no")
     return RailResult(RailStatus.CLOSED)
 
 
@@ -339,34 +309,4 @@ def _check_owner(plain: Merchant | MerchantApp, app: MerchantApp, *, payment: bo
             expected["sp_appid"] = app.sp_appid
     named = msgspec.structs.asdict(plain)
     for key, value in expected.items():
-        _same(named.get(key), value, key)
-
-
-def refusal_result(op: Operation, status: int, body: bytes, *, signed: bool) -> RailResult:
-    """A non-2xx answer: a result when it proves one, else `RailError`."""
-    code, message = _code_and_message(status, body)
-    if not signed:
-        # Only a refusal WeChat signed may fail a payment; anything else is unknown.
-        raise RailError(code, f"HTTP {status} (unsigned): {message}", definitive=False)
-    if status == 404 and code in _LOOKUP_MISSES and isinstance(op, Query | RefundQuery):
-        return RailResult(RailStatus.NOT_FOUND, failure_code=code, failure_message=message)
-    if code == "ORDER_CLOSED" and isinstance(op, Charge | Query | Close | Reverse):
-        return RailResult(RailStatus.CLOSED, failure_code=code, failure_message=message)
-    definitive = code in _DEFINITIVE.get(status, frozenset())
-    if code == "ORDERPAID" and isinstance(op, Charge):
-        definitive = False  # the order exists and is paid: only a query tells the rest
-    if definitive:
-        raise RailError(code, message, definitive=True)
-    # 5xx, 429, 202-less USERPAYING and anything undocumented: maybe applied, maybe not.
-    raise RailError(code, f"HTTP {status}: {message}", definitive=False)
-
-
-def _code_and_message(status: int, body: bytes) -> tuple[str, str]:
-    """What a refusal says; one without a code proves nothing."""
-    try:
-        answer = decode(body, ErrorAnswer)
-    except Malformed:
-        answer = ErrorAnswer()
-    if not answer.code:
-        raise RailError(f"HTTP_{status}", "answer without an error code", definitive=False)
-    return answer.code, answer.message or answer.code
+        check_same(named.get(key), value, key)

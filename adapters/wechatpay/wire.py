@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from typing import TypeGuard
 
 import msgspec
@@ -19,10 +20,16 @@ import msgspec
 from adapters.wire import NonEmptyStr, Shape
 
 MAX_AMOUNT = 10**12  # fen; anything larger is a bug upstream, not a payment
+TRANSFER_NAME_REQUIRED_FROM = 200_000  # fen: from 2,000 CNY a bill carries the payee's name
+MAX_TRANSFER_REMARK = 32  # transfer_remark (shown to the payee), and each report line
+MAX_OPENID = 64
+# The fixed `info_type` labels of a transfer scene's report; 1000 is cash marketing (现金营销).
+TRANSFER_SCENE_REPORT_TYPES: Mapping[str, tuple[str, ...]] = {"1000": ("活动名称", "奖励说明")}
 # WeChat allows `|` and `*` too, but the SDK's HTTP client percent-encodes `|`, which then
 # breaks the signature; the router never generates them, so they are refused here.
 _OUT_TRADE_NO_RE = re.compile(r"[0-9A-Za-z_\-]{6,32}")
 _OUT_REFUND_NO_RE = re.compile(r"[0-9A-Za-z_\-]{1,64}")
+_OUT_BILL_NO_RE = re.compile(r"[0-9A-Za-z]{1,32}")  # transfer bills: letters and digits
 
 
 class TradeState(enum.StrEnum):
@@ -42,6 +49,19 @@ class RefundStatus(enum.StrEnum):
     ABNORMAL = "ABNORMAL"
 
 
+class TransferBillState(enum.StrEnum):
+    """A transfer bill (商家转账) on its way to the payee's wallet."""
+
+    ACCEPTED = "ACCEPTED"
+    PROCESSING = "PROCESSING"
+    WAIT_USER_CONFIRM = "WAIT_USER_CONFIRM"  # the payee must confirm in WeChat
+    TRANSFERING = "TRANSFERING"  # WeChat's spelling
+    SUCCESS = "SUCCESS"
+    FAIL = "FAIL"
+    CANCELING = "CANCELING"
+    CANCELLED = "CANCELLED"
+
+
 def valid_amount(value: object) -> TypeGuard[int]:
     """Positive integer fen (bool is an int in Python and is refused)."""
     return type(value) is int and 0 < value <= MAX_AMOUNT
@@ -53,6 +73,10 @@ def valid_out_trade_no(value: object) -> TypeGuard[str]:
 
 def valid_out_refund_no(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _OUT_REFUND_NO_RE.fullmatch(value) is not None
+
+
+def valid_out_bill_no(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _OUT_BILL_NO_RE.fullmatch(value) is not None
 
 
 # --------------------------------------------------------------------------- who
@@ -194,6 +218,43 @@ class RefundNotice(Merchant, kw_only=True):
     amount: RefundedAmount | None = None
 
 
+# --------------------------------------------------------------------------- transfer bills
+class TransferSceneReportInfo(Shape):
+    """One line of what the transfer is for; each scene has its own fixed `info_type`s."""
+
+    info_type: str
+    info_content: str
+
+
+class TransferBillRequest(Shape, kw_only=True):
+    """The body of a transfer bill (a payout to a payee's WeChat balance)."""
+
+    appid: str
+    out_bill_no: str
+    transfer_scene_id: str
+    openid: str
+    transfer_amount: int
+    transfer_remark: str
+    transfer_scene_report_infos: list[TransferSceneReportInfo]
+    user_name: str | None = None  # RSA-OAEP ciphertext (base64) under WeChat's public key
+    notify_url: str | None = None
+    user_recv_perception: str | None = None
+
+
+class TransferBill(Shape, kw_only=True):
+    """A transfer bill as WeChat shows it: the create, query and cancel answers and the
+    decrypted MCHTRANSFER.BILL.FINISHED resource. The merchant is `mch_id` in the
+    documented query answer and either spelling in notifications, so both are read."""
+
+    out_bill_no: NonEmptyStr
+    transfer_bill_no: NonEmptyStr
+    state: TransferBillState
+    mch_id: str | None = None
+    mchid: str | None = None
+    transfer_amount: int | None = None
+    fail_reason: str | None = None
+
+
 # --------------------------------------------------------------------------- errors, notifications
 class ErrorAnswer(Shape):
     """A non-2xx answer (and a 202 USERPAYING); also a refused notification's reply."""
@@ -210,6 +271,6 @@ class EncryptedResource(Shape, kw_only=True):
 
 
 class NotificationEnvelope(Shape, kw_only=True):
-    event_type: NonEmptyStr  # TRANSACTION.SUCCESS, REFUND.SUCCESS | ABNORMAL | CLOSED
+    event_type: NonEmptyStr  # TRANSACTION.SUCCESS, REFUND.*, MCHTRANSFER.BILL.FINISHED
     resource_type: str  # encrypt-resource
     resource: EncryptedResource

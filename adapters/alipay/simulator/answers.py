@@ -12,6 +12,7 @@ from typing import final
 
 from adapters.alipay import protocol
 from adapters.alipay.protocol import Code, SubCode
+from adapters.alipay.simulator.abroad import amount_fields
 from adapters.alipay.simulator.records import RefundRecord, TradeRecord
 
 ERROR_KEY = "error_response"
@@ -80,18 +81,19 @@ def buyer_fields(trade: TradeRecord) -> dict[str, str]:
 
 
 def paid_answer(trade: TradeRecord) -> dict[str, object]:
-    paid = protocol.fen_to_yuan(trade.charged)
+    paid = trade.money(trade.charged)
     return {
         "code": Code.SUCCESS.value,
         "msg": _MESSAGES[Code.SUCCESS],
         "out_trade_no": trade.out_trade_no,
         "trade_no": trade.trade_no,
         **buyer_fields(trade),
-        "total_amount": protocol.fen_to_yuan(trade.amount),
+        "total_amount": trade.money(trade.amount),
         "receipt_amount": paid,
         "buyer_pay_amount": paid,
         "gmt_payment": protocol.format_time(trade.paid_at or time.time()),
         "fund_bill_list": [{"fund_channel": "ALIPAYACCOUNT", "amount": paid}],
+        **amount_fields(trade),
     }
 
 
@@ -103,13 +105,13 @@ def trade_view(trade: TradeRecord) -> dict[str, object]:
         **buyer_fields(trade),
     }
     if trade.fingerprint is not None:
-        view["total_amount"] = protocol.fen_to_yuan(trade.amount)
+        view["total_amount"] = trade.money(trade.amount)
     if trade.charged:
-        paid = protocol.fen_to_yuan(trade.charged)
+        paid = trade.money(trade.charged)
         view["buyer_pay_amount"] = view["receipt_amount"] = paid
         view["send_pay_date"] = protocol.format_time(trade.paid_at or time.time())
         view["fund_bill_list"] = [{"fund_channel": "ALIPAYACCOUNT", "amount": paid}]
-    return view
+    return {**view, **amount_fields(trade)}
 
 
 def notification_fields(
@@ -129,14 +131,15 @@ def notification_fields(
         "buyer_logon_id": buyer_fields(trade).get("buyer_logon_id", ""),
         "seller_id": seller_id,
         "trade_status": trade.status.value,
-        "total_amount": protocol.fen_to_yuan(trade.amount),
+        "total_amount": trade.money(trade.amount),
         "subject": trade.subject,
         "gmt_create": protocol.format_time(trade.created_at),
         **_paid_fields(trade),
+        **amount_fields(trade),
     }
     if refund is not None:
         fields["out_biz_no"] = refund.out_request_no
-        fields["refund_fee"] = protocol.fen_to_yuan(trade.refunded)
+        fields["refund_fee"] = trade.money(trade.refunded)
         fields["gmt_refund"] = protocol.format_time(refund.at)
     if trade.closed_at is not None:
         fields["gmt_close"] = protocol.format_time(trade.closed_at)
@@ -147,7 +150,7 @@ def notification_fields(
 def _paid_fields(trade: TradeRecord) -> dict[str, str]:
     if not trade.charged:
         return {}
-    paid = protocol.fen_to_yuan(trade.charged)
+    paid = trade.money(trade.charged)
     return {
         "receipt_amount": paid,
         "invoice_amount": paid,

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from adapters.alipay import protocol
-from adapters.alipay.protocol import AlipayCredentials, Code, FormError
+from adapters.alipay.protocol import AlipayCredentials, Code, FormError, Method
 from adapters.alipay.simulator.answers import ERROR_KEY, Answer, failure
 from adapters.alipay.simulator.ledger import PRESENTED
 from adapters.alipay.simulator.runtime import Runtime
@@ -31,6 +31,7 @@ async def _request_params(request: web.Request) -> dict[str, str]:
 
 async def _gateway(request: web.Request) -> web.StreamResponse:
     sim = request.app[SIM_KEY]
+    sim.bills.origin = str(request.url.origin())  # bill links point where the merchant is
     try:
         params = await _request_params(request)
     except FormError as exc:
@@ -49,7 +50,7 @@ async def _sim_present(request: web.Request) -> web.Response:
         params = protocol.decode_form(text)
     except FormError as exc:
         return web.json_response({"code": "INVALID_REQUEST", "message": str(exc)}, status=400)
-    if params.get("method") not in PRESENTED:
+    if params.get("method") not in (*PRESENTED, Method.AUTH_APP_FREEZE):
         message = "body must be an app/wap/page order string"
         return web.json_response({"code": "INVALID_REQUEST", "message": message}, status=400)
     checked = sim.check(params)
@@ -74,11 +75,17 @@ def create_app(
             web.get(protocol.GATEWAY_PATH, _gateway),
             web.post(protocol.GATEWAY_PATH, _gateway),
             web.post("/sim/present", _sim_present),
+            sim.payees.route(),
+            *sim.ledger.rates.routes(),
+            *sim.bills.routes(sim),
+            *sim.fund_auths.routes(),
             *control_routes(
                 sim,
                 pays=lambda r: ledger.payer_pays(r.match_info["no"]),
                 fails=lambda r: ledger.payer_fails(r.match_info["no"]),
-                ledger=ledger.snapshot,
+                ledger=lambda: {**ledger.snapshot(), "payouts": sim.transfers.snapshot(),
+                                "splits": sim.royalties.snapshot(),
+                                "authorizations": sim.fund_auths.snapshot()},
             ),
         ]
     )

@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 from adapters.alipay import protocol
+from adapters.alipay.pricing import DOMESTIC, MAX_MAJOR
 from adapters.alipay.protocol import SubCode
 from adapters.alipay.simulator.answers import Refused, business, invalid
+from adapters.alipay.simulator.pricing import price_of
+from adapters.currencies import exponent
 
 
 def order_fields(biz: Mapping[str, object]) -> tuple[str, int, str]:
@@ -18,24 +21,30 @@ def order_fields(biz: Mapping[str, object]) -> tuple[str, int, str]:
     subject = biz.get("subject")
     if not isinstance(subject, str) or not subject or len(subject) > 256:
         raise invalid("subject must be 1-256 characters")
-    return no, amount(biz, "total_amount"), subject
+    # A cross-border trade's amount is in its own currency (`pricing`).
+    return no, amount(biz, "total_amount", price_of(biz).currency), subject
 
 
-def amount(biz: Mapping[str, object], key: str) -> int:
-    """Yuan with at most 2 decimals, as a string or a JSON number (parsed as Decimal)."""
+def amount(biz: Mapping[str, object], key: str, currency: str = DOMESTIC) -> int:
+    """Yuan with at most 2 decimals (another currency: at most its own), as a string or a
+    JSON number (parsed as Decimal); in minor units."""
     raw = biz.get(key)
+    places = exponent(currency)
     fen: int | None = None
     if isinstance(raw, str | int | Decimal) and not isinstance(raw, bool):
         with contextlib.suppress(InvalidOperation, ValueError):
             value = Decimal(raw)
-            if value.is_finite() and value == value.quantize(Decimal("0.01")):
-                fen = int(value * 100)
+            if value.is_finite() and value == value.quantize(Decimal(1).scaleb(-places)):
+                fen = int(value.scaleb(places))
     if fen is None:
+        if currency != DOMESTIC:
+            raise invalid(f"{key} must be {currency} with at most {places} decimals")
         raise invalid(f"{key} must be yuan with at most two decimals")
-    if fen > protocol.MAX_FEN:
+    if fen > MAX_MAJOR.scaleb(places):
         raise Refused(business(SubCode.TOTAL_FEE_EXCEED, f"{key} is above the limit"))
     if fen <= 0:
-        raise invalid(f"{key} must be at least 0.01")
+        raise invalid(f"{key} must be at least one minor unit" if currency != DOMESTIC
+                      else f"{key} must be at least 0.01")
     return fen
 
 

@@ -10,12 +10,12 @@ import itertools
 import secrets
 import string
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import final
 
 from adapters.alipay import protocol
 from adapters.alipay.protocol import Method, SubCode, TradeStatus
-from adapters.alipay.simulator import checks
+from adapters.alipay.simulator import abroad, checks, pricing
 from adapters.alipay.simulator.answers import (
     Answer,
     Refused,
@@ -48,7 +48,7 @@ Emit = Callable[[str, dict[str, str]], None]  # (notify_url, unsigned notificati
 class Ledger:
     """Trades of one app, keyed by `out_trade_no`; every method is synchronous on purpose."""
 
-    __slots__ = ("_app_id", "_emit", "_ids", "_schedule", "_trades", "seller_id")
+    __slots__ = ("_app_id", "_emit", "_ids", "_schedule", "_trades", "rates", "seller_id")
 
     def __init__(self, app_id: str, schedule: Schedule, emit: Emit) -> None:
         self._app_id = app_id
@@ -57,11 +57,13 @@ class Ledger:
         self._emit = emit
         self._trades: dict[str, TradeRecord] = {}
         self._ids = itertools.count(1)
+        self.rates = abroad.alipay_rates()  # what buyers of cross-border trades pay
 
     # ----------------------------------------------------------------- creating trades
     def precreate(self, biz: Mapping[str, object], common: Mapping[str, str]) -> Answer:
         no, amount, subject = checks.order_fields(biz)
-        trade = self._open(no, Kind.PRECREATE, (amount, subject), amount, subject, common)
+        trade = self._open(no, Kind.PRECREATE, (amount, subject), amount, subject, common,
+                           pricing.price_of(biz))
         if trade.qr_code is None:
             trade.scanned = False
             token = "".join(
@@ -81,7 +83,8 @@ class Ledger:
             raise invalid("product_code must be FACE_TO_FACE_PAYMENT")
         fingerprint = (amount, subject, auth_code, scene)
         known = no in self._trades
-        trade = self._open(no, Kind.PAY, fingerprint, amount, subject, common)
+        trade = self._open(no, Kind.PAY, fingerprint, amount, subject, common,
+                           pricing.price_of(biz))
         if known:  # still waiting for the payer: the same answer again
             return in_progress(trade)
         return run_payer_code(auth_code, trade, self, self._schedule)
@@ -109,7 +112,8 @@ class Ledger:
         )
         if not any(buyer):
             raise invalid("buyer_id or buyer_open_id is required")
-        trade = self._open(no, Kind.CREATE, (amount, subject, buyer), amount, subject, common)
+        trade = self._open(no, Kind.CREATE, (amount, subject, buyer), amount, subject, common,
+                           pricing.price_of(biz))
         trade.buyer_id = trade.buyer_id or buyer[0]
         return ok(out_trade_no=no, trade_no=trade.trade_no)
 
@@ -121,13 +125,23 @@ class Ledger:
         if biz.get("product_code") not in PRESENTED[method]:
             raise invalid(f"product_code must be one of {sorted(PRESENTED[method])}")
         kind = {Method.APP_PAY: Kind.APP, Method.WAP_PAY: Kind.WAP}.get(method, Kind.PAGE)
-        trade = self._open(no, kind, (amount, subject), amount, subject, common)
+        trade = self._open(no, kind, (amount, subject), amount, subject, common,
+                           pricing.price_of(biz))
         return ok(
             out_trade_no=no,
             trade_no=trade.trade_no,
             total_amount=protocol.fen_to_yuan(amount),
             seller_id=self.seller_id,
         )
+
+    def captured(self, no: str, fingerprint: tuple[object, ...], amount: int, subject: str,
+                 buyer_id: str) -> TradeRecord:
+        """A trade paid at once from a fund authorisation (a capture); a number in use is
+        refused as for `trade.pay`, before anything is taken."""
+        trade = self._open(no, Kind.PAY, ("auth", *fingerprint), amount, subject, {})
+        trade.buyer_id = buyer_id
+        self._take_money(trade)
+        return trade
 
     def _open(
         self,
@@ -137,6 +151,7 @@ class Ledger:
         amount: int,
         subject: str,
         common: Mapping[str, str],
+        price: pricing.Price = pricing.DOMESTIC_PRICE,
     ) -> TradeRecord:
         """The trade for `no`: created, or the open one an identical request made before."""
         trade = self._trades.get(no)
@@ -145,18 +160,20 @@ class Ledger:
                 no,
                 self._new_trade_no(),
                 kind,
-                (kind, *fingerprint),
+                (kind, *fingerprint, price),
                 amount,
                 subject,
                 common.get("notify_url") or None,
                 time.time(),
                 buyer_id=protocol.new_buyer_id() if kind is not Kind.CREATE else "",
+                currency=price.currency,
+                abroad=price.abroad(),
             )
             self._trades[no] = trade
             return trade
         if trade.fingerprint is None:
             raise Refused(business(SubCode.TRADE_HAS_CLOSE, "the trade was cancelled"))
-        if trade.fingerprint != (kind, *fingerprint):
+        if trade.fingerprint != (kind, *fingerprint, price):
             raise Refused(
                 business(SubCode.CONTEXT_INCONSISTENT, "out_trade_no used with other parameters")
             )
@@ -179,6 +196,7 @@ class Ledger:
         trade.scanned = True
         trade.paid_at = time.time()
         trade.buyer_id = trade.buyer_id or protocol.new_buyer_id()
+        abroad.quote(trade, self.rates)
         self.notify(trade)
 
     # ----------------------------------------------------------------- trade operations
@@ -259,6 +277,9 @@ class Ledger:
         self.close_trade(trade)
         self.notify(trade)
         return Reply(200, trade_view(trade))
+
+    def trades(self) -> Iterable[TradeRecord]:
+        return self._trades.values()
 
     def snapshot(self) -> dict[str, object]:
         return ledger_snapshot({no: t.ledger_row() for no, t in self._trades.items()})

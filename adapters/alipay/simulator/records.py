@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from adapters.alipay.protocol import TradeStatus
+from adapters.currencies import format_major
 from adapters.simkit.snapshot import LedgerRow
+
+if TYPE_CHECKING:
+    from adapters.alipay.simulator.abroad import Abroad
 
 PAID = frozenset({TradeStatus.TRADE_SUCCESS, TradeStatus.TRADE_FINISHED})
 
@@ -48,6 +53,15 @@ class TradeRecord:
     refunds: dict[str, RefundRecord] = field(default_factory=dict)
     paid_at: float | None = None
     closed_at: float | None = None
+    currency: str = "CNY"  # the priced currency: every amount above is in its minor units
+    abroad: Abroad | None = None  # a cross-border trade (`abroad`)
+
+    def money(self, minor: int) -> str:
+        """An amount of this trade as Alipay writes it ("10.00" yuan, "1000" yen)."""
+        return format_major(minor, self.currency)
 
     def ledger_row(self) -> LedgerRow:
+        if self.abroad is not None:  # its currency, and the CNY fen its buyer paid
+            return LedgerRow(self.status.value, self.charged, self.charges, self.refunded,
+                             self.currency, self.abroad.pay_amount or 0)
         return LedgerRow(self.status.value, self.charged, self.charges, self.refunded)

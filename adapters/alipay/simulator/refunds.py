@@ -18,7 +18,7 @@ MAX_REFUNDS = 50  # refunds per trade
 
 def refund(ledger: Ledger, biz: Mapping[str, object]) -> Answer:
     trade = ledger.find(biz)
-    amount = checks.amount(biz, "refund_amount")
+    amount = checks.amount(biz, "refund_amount", trade.currency)  # in the trade's currency
     request_no = biz.get("out_request_no", trade.out_trade_no)
     if not protocol.valid_out_no(request_no):
         raise invalid("out_request_no must be 1-64 of [A-Za-z0-9_]")
@@ -32,8 +32,9 @@ def refund(ledger: Ledger, biz: Mapping[str, object]) -> Answer:
         trade_no=trade.trade_no,
         buyer_user_id=trade.buyer_id,
         fund_change=moved,
-        refund_fee=protocol.fen_to_yuan(trade.refunded),
+        refund_fee=trade.money(trade.refunded),
         gmt_refund_pay=protocol.format_time(trade.refunds[request_no].at),
+        **_currency(trade),
     )
 
 
@@ -68,8 +69,14 @@ def refund_query(ledger: Ledger, biz: Mapping[str, object]) -> Answer:
         out_trade_no=trade.out_trade_no,
         trade_no=trade.trade_no,
         out_request_no=request_no,
-        total_amount=protocol.fen_to_yuan(trade.amount),
-        refund_amount=protocol.fen_to_yuan(record.amount),
+        total_amount=trade.money(trade.amount),
+        refund_amount=trade.money(record.amount),
         refund_status="REFUND_SUCCESS",
         gmt_refund_pay=protocol.format_time(record.at),
+        **_currency(trade),
     )
+
+
+def _currency(trade: TradeRecord) -> dict[str, str]:
+    # A cross-border trade's refund amounts are in its currency: the answer names it.
+    return {} if trade.abroad is None else {"trans_currency": trade.currency}

@@ -14,11 +14,18 @@ import aiohttp
 from aiohttp import web
 
 from adapters.alipay import protocol
+from adapters.alipay.fund_auth_wire import FUND_AUTH_METHODS
+from adapters.alipay.fund_wire import FundSubCode
 from adapters.alipay.protocol import AlipayCredentials, Code, Method, SubCode
 from adapters.alipay.simulator import refunds
 from adapters.alipay.simulator.answers import ERROR_KEY, Answer, Refused, failure
+from adapters.alipay.simulator.bills import Bills
+from adapters.alipay.simulator.fund_auths import FundAuths
 from adapters.alipay.simulator.ledger import Ledger
+from adapters.alipay.simulator.royalties import Royalties
+from adapters.alipay.simulator.transfers import Transfers
 from adapters.simkit.delivery import Delivery
+from adapters.simkit.payees import Payees
 from adapters.simkit.runtime import SimRuntime, SimulatorOptions
 
 log = logging.getLogger(__name__)
@@ -48,7 +55,8 @@ async def _success(resp: aiohttp.ClientResponse) -> bool:
 class Runtime(SimRuntime):
     """Event-loop side of the simulator: checks, signing, timers, notifications, faults."""
 
-    __slots__ = ("_signing_key", "credentials", "ledger", "options")
+    __slots__ = ("_signing_key", "bills", "credentials", "fund_auths", "ledger", "options",
+                 "payees", "royalties", "transfers")
 
     def __init__(self, credentials: AlipayCredentials, options: SimulatorOptions) -> None:
         if credentials.alipay_private_key is None:
@@ -61,6 +69,11 @@ class Runtime(SimRuntime):
         self.credentials = credentials
         self.options = options
         self.ledger = Ledger(credentials.app_id, self.schedule, self.emit)
+        self.bills = Bills(self.ledger, self.schedule)
+        self.payees = Payees()
+        self.transfers = Transfers(self.payees)
+        self.royalties = Royalties(self.ledger)
+        self.fund_auths = FundAuths(self.ledger, self.schedule, self.emit, credentials.app_id)
 
     def __repr__(self) -> str:
         return f"Runtime(app_id={self.credentials.app_id!r}, options={self.options!r})"
@@ -109,6 +122,8 @@ class Runtime(SimRuntime):
             match method:
                 case Method.PRECREATE:
                     return ledger.precreate(biz, common)
+                case Method.PAY if "auth_no" in biz:  # the capture of a fund authorisation
+                    return self.fund_auths.capture(biz)
                 case Method.PAY:
                     return ledger.pay(biz, common)
                 case Method.CREATE:
@@ -125,6 +140,17 @@ class Runtime(SimRuntime):
                     return refunds.refund(ledger, biz)
                 case Method.REFUND_QUERY:
                     return refunds.refund_query(ledger, biz)
+                case Method.BILL_URL_QUERY:
+                    return self.bills.url_query(biz)
+                case Method.TRANSFER:
+                    return self.transfers.transfer(biz)
+                case Method.TRANSFER_QUERY:
+                    return self.transfers.query(biz)
+                case Method.SETTLE | Method.SETTLE_QUERY:
+                    return self.royalties.apply(method, biz)
+                case (Method.AUTH_FREEZE | Method.AUTH_APP_FREEZE | Method.AUTH_UNFREEZE
+                      | Method.AUTH_QUERY):
+                    return self.fund_auths.apply(method, biz, common)
         except Refused as refused:
             return refused.answer
 
@@ -138,13 +164,16 @@ class Runtime(SimRuntime):
             request,
             lambda: self.apply(method, biz, params),
             lambda answer: self.respond(method, answer),
-            lambda: self.respond(method, self._system_error()),  # not applied
+            lambda: self.respond(method, self._system_error(method)),  # not applied
         )
 
-    def _system_error(self) -> Answer:
+    def _system_error(self, method: Method) -> Answer:
         if self.roll(0.5):  # Alipay answers either way
             return failure(Code.UNKNOWN_ERROR, "isp.unknow-error", "system busy")
-        return failure(Code.BUSINESS_FAILED, SubCode.SYSTEM_ERROR.value, "system error")
+        # The fund API's sub_codes carry no `ACQ.` prefix.
+        fund = method in (Method.TRANSFER, Method.TRANSFER_QUERY, *FUND_AUTH_METHODS)
+        sub = FundSubCode.SYSTEM_ERROR.value if fund else SubCode.SYSTEM_ERROR.value
+        return failure(Code.BUSINESS_FAILED, sub, "system error")
 
     def respond(self, method: str, answer: Answer) -> web.Response:
         key = answer.key or protocol.response_key(method)

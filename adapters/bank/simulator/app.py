@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from adapters.bank.protocol import BankCredentials
+from adapters.bank.simulator.bills import BankBills
 from adapters.bank.simulator.runtime import Runtime
 from adapters.simkit.controls import control_routes
 from adapters.simkit.runtime import SimulatorOptions, install
@@ -23,7 +24,7 @@ def create_app(
     app = web.Application()
     sim = Runtime(credentials, options)
     install(app, SIM_KEY, sim)
-    ledger = sim.ledger
+    ledger, transfers = sim.ledger, sim.transfers
     app.add_routes(
         [
             web.post("/v1/charges", sim.api(lambda _r, b: ledger.charge(b), has_body=True)),
@@ -45,11 +46,21 @@ def create_app(
                 "/v1/refunds/{no}",
                 sim.api(lambda r, _b: ledger.get_refund(_no(r)), has_body=False),
             ),
+            web.post(
+                "/v1/credit-transfers",
+                sim.api(lambda _r, b: transfers.create(b), has_body=True),
+            ),
+            web.get(
+                "/v1/credit-transfers/{no}",
+                sim.api(lambda r, _b: transfers.get(_no(r)), has_body=False),
+            ),
+            sim.payees.route(),
+            *BankBills(ledger).routes(sim),
             *control_routes(
                 sim,
                 pays=lambda r: ledger.payer_pays(_no(r)),
                 fails=lambda r: ledger.payer_fails(_no(r)),
-                ledger=ledger.snapshot,
+                ledger=lambda: {**ledger.snapshot(), "payouts": transfers.snapshot()},
             ),
         ]
     )

@@ -8,7 +8,7 @@ between, so concurrent identical requests can never charge an order twice.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import final
 
@@ -153,6 +153,7 @@ class Ledger:
             order.refunded += order.charged - order.refund_reserved
             order.refund_reserved = order.charged
             order.status = OrderStatus.REVERSED
+            order.reversed_at = now_text()
         elif order.status is not OrderStatus.CLOSED:
             order.status = OrderStatus.REVERSED
         return Reply(200, order.to_json())
@@ -198,6 +199,7 @@ class Ledger:
 
     def _settle_refund(self, refund: RefundRecord) -> None:
         refund.status = RefundStatus.SUCCESS
+        refund.settled_at = now_text()
         self._orders[refund.order_no].refunded += refund.amount
         if refund.notify_url is not None:
             self._emit(refund.notify_url, "refund.succeeded", refund.to_json())
@@ -238,6 +240,12 @@ class Ledger:
     def _notify_order(self, order: OrderRecord, event: str) -> None:
         if order.notify_url is not None:
             self._emit(order.notify_url, event, order.to_json())
+
+    def orders(self) -> Iterable[OrderRecord]:
+        return self._orders.values()
+
+    def refunds(self) -> Iterable[RefundRecord]:
+        return self._refunds.values()
 
     def snapshot(self) -> dict[str, object]:
         return ledger_snapshot({no: o.ledger_row() for no, o in self._orders.items()})

@@ -30,6 +30,7 @@ class OrderRecord:
     refund_reserved: int = 0  # refunded + refunds still processing
     paid_at: str | None = None
     failure_code: str | None = None
+    reversed_at: str | None = None  # a paid order reversed: its money went back then
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -62,6 +63,7 @@ class RefundRecord:
     bank_refund_id: str
     notify_url: str | None
     status: RefundStatus = RefundStatus.PROCESSING
+    settled_at: str | None = None  # when the money went back
 
     def to_json(self) -> dict[str, object]:
         return {

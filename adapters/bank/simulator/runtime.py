@@ -13,7 +13,9 @@ from aiohttp import web
 from adapters.bank import protocol
 from adapters.bank.protocol import BankCredentials
 from adapters.bank.simulator.ledger import Ledger
+from adapters.bank.simulator.transfers import Transfers
 from adapters.simkit.delivery import Delivery
+from adapters.simkit.payees import Payees
 from adapters.simkit.replies import Reply, dump_json, error
 from adapters.simkit.runtime import SimulatorOptions
 from adapters.simkit.signed_api import Refusals, SignedRuntime
@@ -36,7 +38,7 @@ _REFUSALS = Refusals(
 class Runtime(SignedRuntime):
     """Event-loop side of the simulator: timers, notifications, faults, randomness."""
 
-    __slots__ = ("credentials", "ledger", "options")
+    __slots__ = ("credentials", "ledger", "options", "payees", "transfers")
 
     def __init__(self, credentials: BankCredentials, options: SimulatorOptions) -> None:
         delivery = Delivery("bank", NOTIFY_RETRY_DELAYS, NOTIFY_TIMEOUT, log)
@@ -44,6 +46,8 @@ class Runtime(SignedRuntime):
         self.credentials = credentials
         self.options = options
         self.ledger = Ledger(credentials.hmac_key, self.schedule, self.emit)
+        self.payees = Payees()
+        self.transfers = Transfers(self.schedule, self.emit, self.payees)
 
     def __repr__(self) -> str:
         return f"Runtime(merchant_id={self.credentials.merchant_id!r}, options={self.options!r})"

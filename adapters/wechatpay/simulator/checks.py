@@ -19,7 +19,7 @@ def invalid(message: str) -> Refused:
     return Refused(error(400, "PARAM_ERROR", message))
 
 
-def _mismatch() -> Refused:
+def mismatch() -> Refused:
     return Refused(error(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配"))
 
 
@@ -31,7 +31,7 @@ def identity(
     if not partner:
         body_appid, body_mchid = text(body, "appid", max_len=32), text(body, "mchid", max_len=32)
         if (body_appid, body_mchid) != (appid, mchid):
-            raise _mismatch()
+            raise mismatch()
         return {"appid": body_appid, "mchid": body_mchid}
     ident = {
         "sp_appid": text(body, "sp_appid", max_len=32),
@@ -39,7 +39,7 @@ def identity(
         "sub_mchid": digits(body, "sub_mchid"),
     }
     if (ident["sp_appid"], ident["sp_mchid"]) != (appid, mchid):
-        raise _mismatch()
+        raise mismatch()
     if "sub_appid" in body:
         ident["sub_appid"] = text(body, "sub_appid", max_len=32)
     return ident
@@ -49,10 +49,10 @@ def mch_scope(fields: Mapping[str, object], partner: bool, *, mchid: str) -> str
     """The sub_mchid a close/query acts for ("" when direct); the mchid must be ours."""
     if not partner:
         if text(fields, "mchid", max_len=32) != mchid:
-            raise _mismatch()
+            raise mismatch()
         return ""
     if text(fields, "sp_mchid", max_len=32) != mchid:
-        raise _mismatch()
+        raise mismatch()
     return digits(fields, "sub_mchid")
 
 

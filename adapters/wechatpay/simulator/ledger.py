@@ -79,6 +79,19 @@ class Ledger:
         order.prepay = self._prepay(kind)
         return Reply(200, order.prepay)
 
+    def open(self, order: OrderRecord) -> Reply:
+        """Open an order checked elsewhere (a Global API order) as `create` opens one: the
+        same repeats, payer codes and prepay answers."""
+        existing = self._orders.get(order.key)
+        if existing is not None:
+            return self._repeat(existing, order.kind, order.params)
+        self._orders[order.key] = order
+        if order.kind == "codepay":
+            auth_code = str(checks.obj(order.params, "payer")["auth_code"])
+            return run_payer_code(auth_code, order, self, self._schedule)
+        order.prepay = self._prepay(order.kind)
+        return Reply(200, order.prepay)
+
     def _repeat(self, order: OrderRecord, kind: str, body: Mapping[str, object]) -> Reply:
         if order.kind != kind or order.params != body:
             return error(403, "OUT_TRADE_NO_USED", "商户订单号重复")
@@ -154,6 +167,21 @@ class Ledger:
 
     def order(self, scope: str, no: str) -> OrderRecord | None:
         return self._orders.get((scope, no))
+
+    def records(self) -> list[OrderRecord]:
+        """Every order, oldest first (for the day's trade bill)."""
+        return list(self._orders.values())
+
+    def collect(self, key: tuple[str, str], ident: Mapping[str, str], amount: int,
+                payer: dict[str, str], params: Mapping[str, object]) -> OrderRecord | None:
+        """A payment WeChat takes on its own (a Pay Score collection), charged here like
+        every other; None when `key` names an order already."""
+        if key in self._orders:
+            return None
+        order = OrderRecord(key, "jsapi", params, ident, amount, None, payer=payer)
+        self._orders[key] = order
+        self._take_money(order)
+        return order
 
     def by_transaction_id(self, scope: str, transaction_id: str) -> OrderRecord | None:
         for order in self._orders.values():

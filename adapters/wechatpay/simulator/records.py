@@ -1,4 +1,5 @@
-"""The WeChat Pay simulator's records of orders and refunds, and how WeChat shows them."""
+"""The WeChat Pay simulator's records of orders, refunds and transfer bills, and how WeChat
+shows them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from adapters.simkit.payees import PayoutRow
 from adapters.simkit.replies import Reply
 from adapters.simkit.snapshot import LedgerRow
 from adapters.wechatpay.protocol import RefundStatus, TradeState
+from adapters.wechatpay.wire import TransferBillState
 
 CN = timezone(timedelta(hours=8))
 KINDS = ("codepay", "native", "jsapi", "app", "h5")
@@ -145,3 +148,70 @@ class RefundRecord:
             "user_received_account": "支付用户零钱",
             "amount": {k: amount[k] for k in ("total", "refund", "payer_total", "payer_refund")},
         }
+
+
+@dataclass(slots=True)
+class BillRecord:
+    """A transfer bill (a payout to a payee's balance) of the simulated merchant."""
+
+    out_bill_no: str
+    params: tuple[object, ...]  # what a repeat must match (the name decrypted, not its cipher)
+    mchid: str
+    appid: str
+    openid: str
+    amount: int
+    remark: str
+    notify_url: str | None
+    transfer_bill_no: str
+    package_info: str  # what the payee's WeChat opens to confirm
+    create_time: str
+    update_time: str
+    state: TransferBillState = TransferBillState.ACCEPTED
+    fail_reason: str | None = None
+    paid: int = 0
+    payouts: int = 0  # how many times money went to the payee: never above 1
+
+    def created(self) -> dict[str, object]:
+        """The answer of the create call (and of an identical repeat)."""
+        out: dict[str, object] = {
+            "out_bill_no": self.out_bill_no,
+            "transfer_bill_no": self.transfer_bill_no,
+            "create_time": self.create_time,
+            "state": self.state.value,
+        }
+        if self.fail_reason is not None:
+            out["fail_reason"] = self.fail_reason
+        if self.state is TransferBillState.WAIT_USER_CONFIRM:
+            out["package_info"] = self.package_info
+        return out
+
+    def cancelled(self) -> dict[str, object]:
+        return {
+            "out_bill_no": self.out_bill_no,
+            "transfer_bill_no": self.transfer_bill_no,
+            "state": self.state.value,
+            "update_time": self.update_time,
+        }
+
+    def to_json(self) -> dict[str, object]:
+        """The bill as a query shows it."""
+        return {**self.notification(), "appid": self.appid, "transfer_remark": self.remark}
+
+    def notification(self) -> dict[str, object]:
+        """The plaintext of MCHTRANSFER.BILL.FINISHED."""
+        out: dict[str, object] = {
+            "mch_id": self.mchid,
+            "out_bill_no": self.out_bill_no,
+            "transfer_bill_no": self.transfer_bill_no,
+            "state": self.state.value,
+            "transfer_amount": self.amount,
+            "openid": self.openid,
+            "create_time": self.create_time,
+            "update_time": self.update_time,
+        }
+        if self.fail_reason is not None:
+            out["fail_reason"] = self.fail_reason
+        return out
+
+    def ledger_row(self) -> PayoutRow:
+        return PayoutRow(self.state.value, self.amount, self.openid, self.paid, self.payouts)

@@ -84,6 +84,10 @@ class Refunds:
                 refund.notify_url, "REFUND.SUCCESS", "退款成功", "refund", refund.notification()
             )
 
+    def records(self) -> list[RefundRecord]:
+        """Every refund, oldest first (for the day's trade bill)."""
+        return list(self._refunds.values())
+
     def get_refund(self, refund_no: str, params: Mapping[str, str]) -> Reply:
         scope = checks.digits(params, "sub_mchid") if "sub_mchid" in params else ""
         refund = self._refunds.get((scope, refund_no))

@@ -17,9 +17,15 @@ from adapters.simkit.runtime import SimulatorOptions
 from adapters.simkit.signed_api import Refusals, SignedRuntime
 from adapters.wechatpay import protocol
 from adapters.wechatpay.protocol import WeChatPayCredentials
+from adapters.wechatpay.simulator.crossborder import CrossBorder
+from adapters.wechatpay.simulator.fapiao import Fapiao
 from adapters.wechatpay.simulator.ledger import Ledger
+from adapters.wechatpay.simulator.payscore import PayScore
+from adapters.wechatpay.simulator.profit_sharing import ProfitSharing
 from adapters.wechatpay.simulator.records import now_text
 from adapters.wechatpay.simulator.refunds import Refunds
+from adapters.wechatpay.simulator.trade_bills import TradeBills
+from adapters.wechatpay.simulator.transfer_bills import TransferBills
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,8 @@ _REFUSALS = Refusals(
 class Runtime(SignedRuntime):
     """Event-loop side of the simulator: timers, notifications, faults, randomness."""
 
-    __slots__ = ("_platform_key", "credentials", "ledger", "options", "refunds")
+    __slots__ = ("_platform_key", "credentials", "crossborder", "fapiao", "ledger", "options",
+                 "payouts", "payscore", "refunds", "splits", "trade_bills")
 
     def __init__(
         self,
@@ -62,6 +69,13 @@ class Runtime(SignedRuntime):
             credentials, self.schedule, self.emit, userpaying_202=userpaying_as_202
         )
         self.refunds = Refunds(self.ledger, self.schedule, self.emit)
+        self.payouts = TransferBills(credentials, self.schedule, self.emit, self.ledger.serial)
+        self.splits = ProfitSharing(credentials, self.ledger, self.schedule, self.payouts.payees)
+        self.payscore = PayScore(credentials, self.ledger, self.emit)
+        self.crossborder = CrossBorder(credentials, self.ledger, self.schedule, self.emit)
+        self.fapiao = Fapiao(credentials, self.ledger, self.emit)
+        self.trade_bills = TradeBills(credentials.appid, credentials.mchid, self.ledger, lambda: [
+            *self.refunds.records(), *self.crossborder.records()])
 
     def __repr__(self) -> str:
         return f"Runtime(mchid={self.credentials.mchid!r}, options={self.options!r})"
