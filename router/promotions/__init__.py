@@ -1,0 +1,1 @@
+"""Promotions: merchant points and the policies (whitelists, quotas) on actions."""
