@@ -240,6 +240,7 @@ class RailResult:
     refunded_amount: int | None = None
     payer_amount: PayerAmount | None = None  # cross-border: what the payer paid, and the rate
     deposit_free: bool | None = None  # an authorisation that holds nothing (credit)
+    unshared: tuple[str, ...] = ()  # a finished split's receivers (accounts) the rail closed
     bill: tuple[BillLine, ...] | None = None  # a downloaded bill
 
 

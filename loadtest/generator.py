@@ -25,11 +25,14 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypedDict
 
 import aiohttp
 import orjson
 import uvloop
+
+from loadtest.progress import keep_writing_count, write_count
 
 API_KEY_ENV = "PAYROUTER_BENCH_API_KEY"
 
@@ -55,6 +58,7 @@ class Config:
     start_at: float
     tag: str
     timeout_s: float
+    progress_file: Path | None = None  # answers so far, rewritten once a second
 
 
 def request_body(method: str | None, tag: str, seq: int) -> bytes:
@@ -124,8 +128,14 @@ async def run(cfg: Config) -> Result:
             return time.process_time() - c0
 
         cpu_task = asyncio.create_task(cpu_in_window())
+        counting = (asyncio.create_task(keep_writing_count(cfg.progress_file,
+                                                           lambda: sum(total.values())))
+                    if cfg.progress_file else None)
         await asyncio.gather(*(worker() for _ in range(cfg.connections)))
         cpu_s = await cpu_task
+        if counting is not None and cfg.progress_file is not None:
+            counting.cancel()
+            write_count(cfg.progress_file, sum(total.values()))
 
     return Result(window_s=cfg.seconds, window_statuses=dict(window), latencies_us=latencies,
                   total_statuses=dict(total), cpu_s=cpu_s, late_s=late)
@@ -142,6 +152,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start-at", type=float, default=0.0, help="unix time to begin at")
     p.add_argument("--tag", default="bench", help="out_trade_no prefix, unique per process")
     p.add_argument("--timeout", type=float, default=15.0, help="per request, seconds")
+    p.add_argument("--progress-file", type=Path,
+                   help="write the number of answers so far here, once a second")
     return p
 
 
@@ -153,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = Config(url=args.url, method=args.method, connections=args.connections,
                  warmup_s=args.warmup, seconds=args.seconds, start_at=args.start_at,
-                 tag=args.tag, timeout_s=args.timeout)
+                 tag=args.tag, timeout_s=args.timeout, progress_file=args.progress_file)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         result = runner.run(run(cfg))
     sys.stdout.buffer.write(orjson.dumps(result) + b"\n")

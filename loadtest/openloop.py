@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,7 @@ import uvloop
 
 from loadtest.generator import API_KEY_ENV, post, request_body
 from loadtest.loopback import is_loopback_url
+from loadtest.progress import keep_writing_count, write_count
 from loadtest.recorder import Recorder, summary_ms
 
 KEEP_UP = 0.97  # below this share of the intended rate, the driver did not keep up
@@ -61,6 +63,7 @@ class Config:
     tag: str
     progress: bool
     api_key: str | None = None
+    progress_file: Path | None = None  # answers so far, rewritten once a second
 
     @property
     def planned(self) -> int:
@@ -100,6 +103,9 @@ async def run(cfg: Config) -> dict[str, Any]:
             rec.done(intended, actual, perf() - t0, outcome)
 
         progress = (asyncio.create_task(_progress(cfg, rec, t0)) if cfg.progress else None)
+        counting = (asyncio.create_task(keep_writing_count(
+            cfg.progress_file, lambda: sum(rec.total_statuses.values())))
+            if cfg.progress_file else None)
         cpu0 = time.process_time()
         seq, planned = 0, cfg.planned
         while seq < planned:
@@ -118,6 +124,9 @@ async def run(cfg: Config) -> dict[str, Any]:
         if tasks:
             await asyncio.wait(set(tasks), timeout=cfg.timeout_s + 5.0)
         cpu_s = time.process_time() - cpu0
+        if counting is not None and cfg.progress_file is not None:
+            counting.cancel()
+            write_count(cfg.progress_file, sum(rec.total_statuses.values()))
         if progress is not None:
             progress.cancel()
             print(file=sys.stderr, flush=True)
@@ -187,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start-at", type=float, default=0.0, help="unix time to begin at")
     p.add_argument("--tag", default="openloop", help="out_trade_no prefix, unique per run")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--progress-file", type=Path,
+                   help="write the number of answers so far here, once a second")
     return p
 
 
@@ -207,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                  connections=args.connections or default_connections(args.rate),
                  max_in_flight=args.max_in_flight, timeout_s=args.timeout,
                  start_at=args.start_at, tag=args.tag, progress=not args.no_progress,
-                 api_key=os.environ.get(API_KEY_ENV))
+                 api_key=os.environ.get(API_KEY_ENV), progress_file=args.progress_file)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         out = runner.run(run(cfg))
     lag_p99 = out["send_lag_ms"].get("p99", 0.0)

@@ -14,17 +14,22 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis as redis_sync
 
 from loadtest.cpu import CpuSample, cpu_seconds, cpu_share
 from loadtest.generator import API_KEY_ENV, Result
-from loadtest.procs import Child, Children, sleep_until
+from loadtest.procs import Child, Children
+from loadtest.progress import Progress, read_counts
+from router.store import keys
 
 START_SLACK_S = 2.5  # generators are told to begin this long after they are spawned
 REQUEST_TIMEOUT_S = 15.0  # per request, in the generator (the bank rail's timeout is 10 s)
 _RUNS = itertools.count(1)  # makes every out_trade_no of a benchmark unique, across rounds
+# The gateway's queues (`backlog`) at a window's start and end; None where unread.
+Backlog = tuple[dict[str, int] | None, dict[str, int] | None]
 
 
 def unique_tag(target: str, index: int = 0) -> str:
@@ -46,6 +51,7 @@ class Window:
     cpu: dict[str, float]  # % of one core per process, over the measured window
     cpu_s: dict[str, float]  # CPU seconds per watched process, over the measured window
     redis_commands: int | None  # processed by Redis during the window
+    backlog: Backlog = (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,21 +65,56 @@ def run_window(children: Children, gens: Sequence[GenSpec], start_at: float, loa
                redis_url: str | None) -> Window:
     """Start `gens` (each told to begin at `start_at`), watch the window, collect them."""
     env = {API_KEY_ENV: api_key} if api_key else None
-    started: list[Child] = [children.start(g.name, g.argv, capture=True, env=env) for g in gens]
+    counts = [children.logs / f"{g.name}.count" for g in gens]
+    started: list[Child] = [
+        children.start(g.name, [*g.argv, "--progress-file", str(count)], capture=True, env=env)
+        for g, count in zip(gens, counts, strict=True)]
     pids = {**watched, "generator": [g.proc.pid for g in started]}
+    watch = Watch(gens[0].name, start_at, load, counts)
 
-    sleep_until(start_at + load.warmup_s)
+    watch.until(start_at + load.warmup_s)
     before = CpuSample.take(pids)
-    commands_before = redis_commands(redis_url)
-    sleep_until(start_at + load.warmup_s + load.seconds)
+    commands_before, queued_before = redis_commands(redis_url), backlog(redis_url)
+    watch.until(start_at + load.warmup_s + load.seconds)
     after = CpuSample.take(pids)
-    commands_after = redis_commands(redis_url)
+    commands_after, queued_after = redis_commands(redis_url), backlog(redis_url)
 
     deadline = time.monotonic() + REQUEST_TIMEOUT_S + 15.0
     results = [children.collect(g, deadline) for g in started]
+    watch.finish()  # each generator wrote its last count before it exited
     commands = (commands_after - commands_before
                 if commands_before is not None and commands_after is not None else None)
-    return Window(results, cpu_share(before, after), cpu_seconds(before, after), commands)
+    return Window(results, cpu_share(before, after), cpu_seconds(before, after), commands,
+                  (queued_before, queued_after))
+
+
+class Watch:
+    """A progress line while the generators run: seconds done of warmup + window, their
+    answers per second (from the counts they write), the time left."""
+
+    def __init__(self, name: str, start_at: float, load: Load, counts: list[Path]) -> None:
+        self.start_at = start_at
+        self.counts = counts
+        self.progress = Progress(f"  {name}", load.warmup_s + load.seconds, "s")
+        self.warmup_s = load.warmup_s
+        self.last = (time.monotonic(), 0)
+
+    def until(self, wall: float) -> None:
+        while (left := wall - time.time()) > 0:
+            time.sleep(min(1.0, left))
+            now, answered = time.monotonic(), read_counts(self.counts)
+            rate = (answered - self.last[1]) / max(1e-9, now - self.last[0])
+            self.last = (now, answered)
+            done = max(0.0, time.time() - self.start_at)
+            phase = ("starting" if time.time() < self.start_at
+                     else "warmup" if done < self.warmup_s else "measuring")
+            self.progress.show(min(done, self.progress.total), rate,
+                               self.progress.total - done, f"{answered:,} answers, {phase}")
+
+    def finish(self) -> None:
+        answered = read_counts(self.counts)
+        self.progress.finish(f"{answered:,} answers ({answered / self.progress.total:,.0f}/s "
+                             "over warmup and window, the last answers included)")
 
 
 # --------------------------------------------------------------------------- closed loop
@@ -91,6 +132,7 @@ class Phase:
     cpu_s: dict[str, float]  # per watched process, over the window
     generator_late_s: float
     redis_commands: int | None = None  # processed by Redis during the window
+    backlog: Backlog = (None, None)  # the gateway's queues at the window's start and end
 
     @property
     def error_count(self) -> int:
@@ -104,7 +146,8 @@ class Phase:
                 "ratio": round(self.rps / baseline, 4) if baseline else None,
                 "requests": self.requests, "ok_total": self.ok_total,
                 "cpu_pct_of_core": self.cpu, "cpu_us_per_request": self.cpu_us_per_request(),
-                "redis_commands_per_request": self.redis_per_request()}
+                "redis_commands_per_request": self.redis_per_request(),
+                "backlog": {"start": self.backlog[0], "end": self.backlog[1]}}
 
     def cpu_us_per_request(self) -> dict[str, float]:
         """Each watched process's CPU time per request completed in the window (µs): what a
@@ -168,6 +211,7 @@ def measure(target: str, url: str, method: str | None, load: Load, children: Chi
         cpu_s=window.cpu_s,
         generator_late_s=max(r["late_s"] for r in results),
         redis_commands=window.redis_commands,
+        backlog=window.backlog,
     )
 
 
@@ -183,6 +227,27 @@ def redis_commands(url: str | None) -> int | None:
             client.close()
     except (redis_sync.RedisError, OSError, KeyError, ValueError):
         return None
+
+
+def backlog(url: str | None) -> dict[str, int] | None:
+    """What waits in the gateway's queues, over every shard (ids carry at most 256): webhook
+    events not yet delivered (the outbox streams) and money movements not yet chained (the
+    journal inboxes). A queue that grows over a window is work the rate does not pay for."""
+    if url is None:
+        return None
+    try:
+        client = redis_sync.Redis.from_url(url, socket_timeout=2.0)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for shard in range(256):
+                pipe.xlen(keys.outbox(shard))
+                pipe.xlen(keys.journal_inbox(shard))
+            lengths = [int(n) for n in pipe.execute()]
+        finally:
+            client.close()
+    except (redis_sync.RedisError, OSError, ValueError):
+        return None
+    return {"webhooks": sum(lengths[0::2]), "journal": sum(lengths[1::2])}
 
 
 def median_phase(runs: Sequence[Phase]) -> Phase:

@@ -148,10 +148,6 @@ def group_pids(pgid: int) -> list[int]:
     return found
 
 
-def sleep_until(wall: float) -> None:
-    time.sleep(max(0.0, wall - time.time()))
-
-
 def on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.openloop import LAG_WARN_MS
-from loadtest.tables import cpu_line, cpu_per_request_lines, render, verdict_lines, verdict_rows
+from loadtest.tables import (
+    backlog_line,
+    cpu_line,
+    cpu_per_request_lines,
+    render,
+    verdict_lines,
+    verdict_rows,
+)
 from loadtest.targets import Verdict
 
 
@@ -44,6 +51,11 @@ def text(report: dict[str, Any], verdicts: Sequence[Verdict]) -> str:
         lines.append("open loop: the driver itself sent late (send lag p99 above "
                      f"{LAG_WARN_MS:g} ms): it was short of CPU, and its delay is in the "
                      "latencies")
+    for phase in [*report["closed_loop"], {"target": "open loop", **ol}]:
+        queued = phase.get("backlog") or {}
+        if phase["target"] != "hello-world" and (
+                line := backlog_line(queued.get("start"), queued.get("end"))):
+            lines.append(f"queued ({phase['target']}): {line}")
     lines.append("CPU during each window, % of one core:")
     for name, cpu in report["cpu_by_phase"].items():
         lines.append(f"  {name:<12}" + cpu_line(cpu))

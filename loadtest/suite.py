@@ -167,6 +167,7 @@ def _open_loop(stack: Stack, rate: float, load: Load,
     window = run_window(work.children, [GenSpec("openloop", argv)], start_at, load,
                         stack.watched, stack.api_key, stack.redis_url)
     result: dict[str, Any] = window.results[0]
+    result["backlog"] = {"start": window.backlog[0], "end": window.backlog[1]}
     return result, window.cpu
 
 

@@ -44,11 +44,22 @@ def phase_table(phases: Sequence[Phase], baseline: float) -> str:
     for p in phases:
         if (per := p.redis_per_request()) is not None:
             lines.append(f"Redis commands per request ({p.target}): {per:.1f}")
+    for p in phases:
+        if p.target != "hello-world" and (line := backlog_line(*p.backlog)):
+            lines.append(f"Queued ({p.target}): {line}")
     late = [p for p in phases if p.generator_late_s > 0.2]
     for p in late:
         lines.append(f"warning ({p.target}): a generator began {p.generator_late_s:.2f} s "
                      "late; the window is shorter than asked")
     return "\n".join(lines)
+
+
+def backlog_line(start: dict[str, int] | None, end: dict[str, int] | None) -> str:
+    """The gateway's queues over a window: undelivered webhook events, unchained journal
+    movements (window start -> end)."""
+    if start is None or end is None:
+        return ""
+    return ", ".join(f"{name} {start[name]:,} -> {end[name]:,}" for name in end)
 
 
 def cpu_line(cpu: dict[str, float]) -> str:

@@ -17,17 +17,46 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters import registry
 from adapters.base import AdapterConfig
-from router.api import admin, notify, ops, payments, refunds, routing, sandbox
+from router.api import (
+    admin,
+    authorizations,
+    campaigns,
+    coupons,
+    dashboard,
+    invoices,
+    journal,
+    notify,
+    ops,
+    payments,
+    payouts,
+    points,
+    policies,
+    providers,
+    red_packets,
+    refunds,
+    routing,
+    sandbox,
+    splits,
+    users,
+)
 from router.clock import SYSTEM_CLOCK, Clock
+from router.commerce.authorization_wiring import Preauth
+from router.commerce.invoice_wiring import Invoicing
+from router.commerce.partner_wiring import Partners
 from router.interop import checkout_codes, share_links
+from router.ledger.chainer import JournalChainer
 from router.merchants import MerchantDirectory, load_pepper
 from router.middleware import errors_and_metrics, server_header
+from router.ops.dashboard import FIGURES, DashboardFigures
 from router.ops.metrics import Metrics
 from router.payments import Payments
+from router.promotions.campaign_wiring import Campaigns
+from router.promotions.wiring import Promotions
 from router.rails.client import RailClient
 from router.routing import HealthBook, Router
 from router.services import CLOCK, METRICS, SERVICES, SETTINGS, Services
 from router.settings import Settings
+from router.social.wiring import Social
 from router.store.link import open_link
 from router.store.store import Store
 from router.workers.sweeper import Sweeper
@@ -48,10 +77,14 @@ def create_app(settings: Settings, *, background: bool = True,
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[CLOCK] = clock
+    app[FIGURES] = DashboardFigures()
     app.on_response_prepare.append(server_header)
-    for table in (payments.routes, refunds.routes, notify.routes, sandbox.routes,
+    for table in (payments.routes, refunds.routes, users.routes, payouts.routes,
+                  red_packets.routes, authorizations.routes, journal.routes, providers.routes,
+                  splits.routes, invoices.routes, notify.routes, policies.routes, points.routes,
+                  sandbox.routes, campaigns.routes, coupons.routes,
                   admin.routes, routing.routes, checkout_codes.routes, share_links.routes,
-                  ops.routes):
+                  ops.routes, dashboard.routes):
         app.add_routes(table)
     app.cleanup_ctx.append(_resources)
     if background:
@@ -79,21 +112,39 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                           options=r.options)
             for r in settings.rails
         )
+        spread = await _when_redis_answers(
+            "pin the social shard count", lambda: store.users.pin_spread(settings.redis.shards))
+        if spread > settings.redis.shards:
+            raise RuntimeError(f"[redis] shards is {settings.redis.shards}, but this Redis "
+                               f"holds data spread over {spread}: shards may only increase")
         merchants = MerchantDirectory(store.merchants, pepper, settings.redis.shards)
         health = HealthBook(adapters, settings.routing.breaker)
         rails = RailClient(session, adapters, {r.name: r.timeout_s for r in settings.rails},
                            metrics, health)
         payments = Payments.wire(store, rails, settings, metrics, clock)
+        router = Router(adapters, settings.rails, settings.routing, settings.default_method,
+                        health)
+        social = Social.wire(store, payments, rails, router, settings, metrics, clock)
+        preauth = Preauth.wire(store, payments, rails, router, settings, clock)
+        invoices = Invoicing.wire(store, payments, rails, settings, clock)
+        partners = Partners.wire(store, merchants, payments, rails, social.users, settings,
+                                 clock)
+        campaign_parts = Campaigns.wire(store, merchants, payments, social, rails, router,
+                                        settings, clock)
         app[SERVICES] = Services(
             settings=settings, metrics=metrics, clock=clock, store=store,
-            merchants=merchants, session=session, rails=rails,
-            router=Router(adapters, settings.rails, settings.routing, settings.default_method,
-                          health),
-            payments=payments, health=health,
+            merchants=merchants, session=session, rails=rails, router=router,
+            payments=payments, social=social, preauth=preauth, partners=partners,
+            invoices=invoices,
+            promotions=Promotions.wire(store, settings, metrics, clock, _consumer_name()),
+            campaigns=campaign_parts,
+            health=health,
             sweeper=Sweeper(store, payments, settings.sweeper, settings.redis.shards, metrics,
-                            clock),
+                            clock, social, preauth, partners, invoices, campaign_parts.keeper),
             webhooks=WebhookDispatcher(store.outbox, store.due, merchants, session,
                                        settings.webhooks, metrics, _consumer_name(), clock),
+            journal=JournalChainer(store, merchants, settings.redis.shards, clock,
+                                   _consumer_name()),
         )
         yield
     finally:
@@ -125,6 +176,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(svc.health.run(svc.store.health, svc.settings.routing.sync_interval_s,
                                            stop), name="health"),
         asyncio.create_task(_reload_rules(svc, stop), name="routing-rules"),
+        asyncio.create_task(svc.metrics.live.run(svc.store.live, stop), name="live-figures"),
+        asyncio.create_task(svc.journal.run(stop), name="journal"),
+        asyncio.create_task(svc.promotions.points_worker.run(stop), name="points"),
+        asyncio.create_task(svc.campaigns.live.run(stop), name="campaigns"),
     ]
     yield
     stop.set()

@@ -20,6 +20,7 @@ from msgspec.structs import replace
 from router import sandbox
 from router.app import create_app
 from router.config_file import load
+from router.ledger import cli as ledger_cli
 from router.merchants import MerchantDirectory, load_pepper
 from router.sandbox.embedded import EmbeddedRedis, EmbeddedRedisError
 from router.sandbox.listen import listener_app
@@ -175,6 +176,7 @@ def _banner(settings: Settings, demo: sandbox.DemoMerchant | None, sandbox_mode:
         lines.append(f"  rail {rail.name + ':':<11}{rail.base_url or '(in process)'}")
     assert settings.admin_token is not None
     lines.append(f"  admin token:    {settings.admin_token.reveal()}")
+    lines.append(f"  dashboard:      {base}/dashboard (log in with the admin token)")
     if demo is not None:
         lines.append(f"  demo merchant {demo.id}, API key: {demo.api_key}")
         lines.append(f"  try: curl -s {base}/v1/payments -H 'Authorization: Bearer "
@@ -301,6 +303,8 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--config", type=Path)
     create.add_argument("--redis-url")
     create.set_defaults(func=merchants)
+
+    ledger_cli.add_commands(sub)
 
     # Its options belong to loadtest.suite, which parses them (see main).
     b = sub.add_parser("bench", add_help=False,

@@ -17,6 +17,7 @@ import msgpack
 import orjson
 
 from adapters.base import Scene
+from router.promotions.applied import AppliedReward, discount_of
 from router.store import codec
 
 
@@ -68,8 +69,13 @@ REFUND_EVENTS: Final[dict[RefundStatus, str]] = {
 }
 
 
+# One packer for every blob (`packb` builds one per call); it resets itself after each
+# `pack`, an error included, and nothing awaits inside one.
+_PACKER: Final = msgpack.Packer()
+
+
 def _pack(obj: object) -> bytes:
-    packed: bytes = msgpack.packb(obj)
+    packed: bytes = _PACKER.pack(obj)
     return packed
 
 
@@ -81,6 +87,15 @@ def _pack_creation(fields: list[Any]) -> bytes:
 
 def _unpack_creation(stored: bytes) -> Any:
     return msgpack.unpackb(codec.unpack(stored))
+
+
+def _optional(*tail: Any) -> list[Any]:
+    """Trailing optional fields of a blob, the unset ones at its end left out (so a blob
+    without them is as it was before they existed)."""
+    items = list(tail)
+    while items and items[-1] is None:
+        items.pop()
+    return items
 
 
 def iso(ms: int) -> str:
@@ -149,6 +164,9 @@ class RailState:
     # The current attempt's charge was sent and no answer came (timeout, 5xx): a retry
     # of the create sends it again (same rail_order_no) to learn what the rail says.
     unanswered: bool = False
+    # Cross-border: what the payer paid in their currency and the rail's rate, as the
+    # API shows them ({"payer_amount": {...}, "exchange_rate": {...}}).
+    fx: dict[str, Any] | None = None
 
     def pack(self) -> bytes:
         return _pack(
@@ -160,14 +178,15 @@ class RailState:
                 self.checks,
                 self.closing,
                 self.unanswered,
+                *([self.fx] if self.fx else []),
             ]
         )
 
     @classmethod
     def unpack(cls, blob: bytes) -> RailState:
-        attempts, action, failure, ref, checks, closing, unanswered = msgpack.unpackb(blob)
+        attempts, action, failure, ref, checks, closing, unanswered, *fx = msgpack.unpackb(blob)
         return cls([Attempt.from_wire(a) for a in attempts], action, failure, ref, checks,
-                   closing, unanswered)
+                   closing, unanswered, fx[0] if fx else None)
 
     @property
     def current(self) -> Attempt:
@@ -196,6 +215,28 @@ class Payment:
     updated_ms: int
     refunded_amount: int
     rail: RailState
+    # The service provider that made the payment for its sub-merchant `merchant_id`
+    # (partner mode): only it sees the payment. Stored only when set, so a direct
+    # merchant's creation blob is unchanged.
+    service_provider: str | None = None
+    # The payment's current e-invoice (field `iv`, written by the invoice scripts,
+    # router/commerce/invoices.py); None until one is asked for.
+    invoice: str | None = None
+    # Campaign rewards reserved with the payment (router/promotions/campaign_holds.py),
+    # in the creation blob after `service_provider`, only when there are any.
+    promotions: tuple[AppliedReward, ...] = ()
+
+    @property
+    def charged_amount(self) -> int:
+        """What the rail charges: the amount less a campaign's discount."""
+        return self.amount - discount_of(self.promotions) if self.promotions else self.amount
+
+    @property
+    def scope(self) -> str:
+        """Whose Idempotency-Keys answer for this payment (as `Merchant.scope`)."""
+        if self.service_provider is None:
+            return self.merchant_id
+        return f"{self.merchant_id}~{self.service_provider}"
 
     # -- creation blob (`d`): written once
     def pack_creation(self) -> bytes:
@@ -214,13 +255,16 @@ class Payment:
                 self.metadata,
                 self.routing,
                 self.created_ms,
+                *_optional(self.service_provider,
+                           [p.to_wire() for p in self.promotions] or None),
             ]
         )
 
     @classmethod
     def from_hash(cls, fields: dict[bytes, bytes]) -> Payment:
         (pid, mid, amount, currency, otn, scene, method, desc, payer, url, meta, routing,
-         created) = _unpack_creation(fields[b"d"])
+         created, *provider) = _unpack_creation(fields[b"d"])
+        promotions = provider[1] if len(provider) > 1 else ()
         return cls(
             id=pid,
             merchant_id=mid,
@@ -240,6 +284,9 @@ class Payment:
             updated_ms=int(fields[b"u"]),
             refunded_amount=int(fields.get(b"rf", b"0")),  # written by the first refund
             rail=RailState.unpack(fields[b"x"]),
+            service_provider=provider[0] if provider else None,
+            promotions=tuple(AppliedReward.from_wire(p) for p in promotions),
+            invoice=fields[b"iv"].decode() if b"iv" in fields else None,
         )
 
     def render(self) -> bytes:
@@ -273,7 +320,32 @@ class Payment:
             body["failure"] = self.rail.failure
         if self.rail.rail_reference:
             body["rail_reference"] = self.rail.rail_reference
+        if self.promotions:
+            body["promotions"] = [p.to_json(self.status.value) for p in self.promotions]
+            if (discount := discount_of(self.promotions)) and not self.rail.fx:
+                body["payer_amount"] = {"amount": self.amount - discount,
+                                        "currency": self.currency}
+        if self.rail.fx:
+            body.update(self.rail.fx)
+        if self.service_provider is not None:
+            body["service_provider"] = self.service_provider
+        if self.invoice is not None:
+            body["invoice"] = self.invoice
         return body
+
+
+FUNDING_SUFFIX: Final = ":fund"  # ':' is refused in an API out_trade_no: no forgery
+
+
+def funding_trade_no(object_id: str) -> str:
+    """The out_trade_no of the payment that funds a red packet or transfer."""
+    return object_id + FUNDING_SUFFIX
+
+
+def funded_object(payment: Payment) -> str | None:
+    """The red packet or transfer this payment funds, if it is a funding payment."""
+    otn = payment.out_trade_no
+    return otn.removesuffix(FUNDING_SUFFIX) if otn.endswith(FUNDING_SUFFIX) else None
 
 
 # --------------------------------------------------------------------------- refund
@@ -295,6 +367,17 @@ class Refund:
     failure: dict[str, str] | None = None
     rail_reference: str | None = None
     checks: int = 0
+    # Shared money (profit sharing) this refund first takes back from split receivers:
+    # reserved by create_refund.lua with the refund (field `rt`), sent before it.
+    returning: int = 0
+    # What the rail refunds when a campaign's reward makes it differ from `amount` (the
+    # payer's part, computed by create_refund.lua: field `ra`); None: the amount.
+    payer_amount: int | None = None
+
+    @property
+    def paid_back(self) -> int:
+        """What the rail refunds to the payer."""
+        return self.amount if self.payer_amount is None else self.payer_amount
 
     def pack_creation(self) -> bytes:
         return _pack(
@@ -337,6 +420,8 @@ class Refund:
             failure=failure,
             rail_reference=ref,
             checks=checks,
+            returning=int(fields.get(b"rt", b"0")),
+            payer_amount=int(fields[b"ra"]) if b"ra" in fields else None,
         )
 
     @property
@@ -362,4 +447,6 @@ class Refund:
             body["failure"] = self.failure
         if self.rail_reference:
             body["rail_reference"] = self.rail_reference
+        if self.payer_amount is not None:
+            body["payer_amount"] = {"amount": self.payer_amount, "currency": self.currency}
         return body

@@ -52,3 +52,9 @@ def _spec(key: str, rate: RateLimit) -> LimitSpec:
     # (which would keep a merchant refused for seconds after its limit was raised).
     return LimitSpec(f"{key}:{rate.rps!r}/{rate.burst}", rate.interval_ms(), rate.burst)
 
+
+
+def grab_spec(settings: Settings, merchant: Merchant, shard: int) -> LimitSpec:
+    """The merchant's bucket for grabs on one shard: a grab is one script in its packet's
+    slot, so it cannot take the merchant's own bucket (in the merchant's slot)."""
+    return _spec(keys.grab_limit(shard, merchant.id), settings.social.grab_rate)

@@ -31,6 +31,20 @@ class Merchant:
     payer_limit: RateLimit | None = None
     # method → the rail that serves it for this merchant (e.g. a sub-merchant rail)
     rails: Mapping[str, str] = field(default_factory=dict)
+    # Cross-border: the currency the merchant prices in and is settled in (payers still
+    # pay CNY through their wallets); None: a domestic merchant.
+    settlement_currency: str | None = None
+    # Never stored: set on the view of a sub-merchant its service provider acts for in
+    # one request (commerce/providers.py), whose `rails` are then the provider's.
+    acting_provider: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """Whose natural keys and Idempotency-Keys a call uses: each service provider
+        acting for a merchant has its own, apart from the merchant's."""
+        if self.acting_provider is None:
+            return self.id
+        return f"{self.id}~{self.acting_provider}"
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "object": "merchant", "name": self.name}
@@ -38,6 +52,7 @@ class Merchant:
         body["rate_limit"] = _rate_json(self.rate_limit)
         body["payer_rate_limit"] = _rate_json(self.payer_limit)
         body["rails"] = dict(self.rails)
+        body["settlement_currency"] = self.settlement_currency
         return body
 
 
@@ -54,11 +69,18 @@ def _encode(m: Merchant, key_hash: str) -> list[str]:
         "webhook_url": m.webhook_url or "",
         "key_hash": key_hash,
         "rails": json.dumps(dict(m.rails), sort_keys=True),
+        "settlement_currency": m.settlement_currency or "",
     }
     for prefix, rate in (("rl", m.rate_limit), ("pl", m.payer_limit)):
         fields[f"{prefix}_rps"] = "" if rate is None else repr(rate.rps)
         fields[f"{prefix}_burst"] = "" if rate is None else str(rate.burst)
     return [item for pair in fields.items() for item in pair]
+
+
+def keyless_record(merchant: Merchant) -> list[str]:
+    """HSET arguments of a merchant no API key reaches: a sub-merchant, for which only its
+    service providers call."""
+    return _encode(merchant, "")
 
 
 def _decode(mid: str, raw: dict[bytes, bytes]) -> Merchant:
@@ -77,6 +99,7 @@ def _decode(mid: str, raw: dict[bytes, bytes]) -> Merchant:
         rate_limit=rate("rl"),
         payer_limit=rate("pl"),
         rails=json.loads(f.get("rails") or "{}"),
+        settlement_currency=f.get("settlement_currency") or None,
     )
 
 
@@ -96,15 +119,18 @@ class MerchantDirectory:
         self._by_id: dict[str, tuple[float, Merchant]] = {}
 
     async def create(
-        self, name: str, webhook_secret: str | None = None, api_key: str | None = None
+        self, name: str, webhook_secret: str | None = None, api_key: str | None = None, *,
+        prefix: str = "mch", rails: Mapping[str, str] | None = None,
     ) -> tuple[Merchant, str]:
-        """A new merchant and its API key (returned once, stored only hashed)."""
-        mid = "mch_" + random_token(16)
+        """A new merchant and its API key (returned once, stored only hashed). A service
+        provider is stored the same way under the prefix `sp`."""
+        mid = f"{prefix}_" + random_token(16)
         merchant = Merchant(
             id=mid,
             name=name,
             shard=keys.shard_for(mid, self.shards),
             webhook_secret=Secret(webhook_secret or "whsec_" + random_token(32)),
+            rails=dict(rails or {}),
         )
         api_key = api_key or new_api_key()
         key_hash = hash_api_key(api_key, self._pepper)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from adapters.base import Scene
+from adapters.currencies import is_known
 from router.security import Secret
 from router.store.cluster import SCHEME as CLUSTER_SCHEME
 from router.store.cluster import ClusterURL
@@ -147,6 +150,44 @@ class RoutingSettings(Section, frozen=True):
     sync_interval_s: Seconds = 0.5  # how often a process shares its health figures
 
 
+class SocialSettings(Section, frozen=True):
+    """Red packets and transfers (API.md, "Red packets")."""
+
+    min_share: Count = 1  # fen; a payout rail with a minimum (WeChat: 10) needs it raised
+    max_packet_amount: Count = 20_000  # 200.00 CNY
+    max_count: Count = 100
+    funding_check_s: Seconds = 30.0  # a packet still awaiting payment is looked at after this
+    grab_rate: RateLimit = RateLimit(rps=50_000.0, burst=100_000)  # per merchant per shard
+
+
+class PointsSettings(Section, frozen=True):
+    """Merchant points (WeChat Pay's "gifts upon payment"; API.md, "Merchant points"): what
+    a payment must be to earn its merchant a point, and what a point is worth."""
+
+    scenes: tuple[Scene, ...] = (Scene.NATIVE, Scene.QUICKPAY)
+    currency: str = "CNY"
+    min_amount: Count = 100  # minor units: 1.00 CNY
+    points_per_payer: Count = 1  # per distinct payer, per merchant, per day
+    value_per_point: Count = 100  # minor units of `currency` a point is worth (1 CNY)
+    timezone: str = "Asia/Shanghai"  # whose midnight starts a new day
+
+    def __post_init__(self) -> None:
+        if not is_known(self.currency):
+            raise ValueError(f"unknown currency {self.currency!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+
+
+class InvoiceSettings(Section, frozen=True):
+    """E-invoices (API.md, "E-invoices (fapiao)")."""
+
+    # The rate of the one item an invoice asked for without items gets (basis points:
+    # 600 is 6 %, the VAT rate of most services).
+    default_tax_rate_bp: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 600
+
+
 class Settings(Section, frozen=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
@@ -156,6 +197,9 @@ class Settings(Section, frozen=True):
     sweeper: SweeperSettings = SweeperSettings()
     webhooks: WebhookSettings = WebhookSettings()
     routing: RoutingSettings = RoutingSettings()
+    social: SocialSettings = SocialSettings()
+    points: PointsSettings = PointsSettings()
+    invoices: InvoiceSettings = InvoiceSettings()
     sandbox: bool = False  # enables /v1/sandbox/* (drives simulators)
     data_dir: Path = DEFAULT_DATA_DIR
     admin_token: Secret | None = None

@@ -261,7 +261,8 @@ async def test_every_body_route_decodes_its_struct(gateway: Gateway) -> None:
     for (method, path), body_type in BODIES.items():
         if not body_type.__struct_config__.forbid_unknown_fields:
             continue  # bodies whose content is not read (close)
-        url = path.replace("{id}", created.body["id"])
+        url = path.replace("{id}", created.body["id"]).replace("{user_id}", "u1").replace(
+            "{action}", "payout.create")
         if path.startswith("/v1/admin/merchants/"):
             url = path.replace("{id}", (await admin.post(
                 "/v1/admin/merchants", {"name": "Schema"})).body["id"])

@@ -53,6 +53,9 @@ async def test_sandbox_serve_keeps_payments_across_restart(
     base = f"http://127.0.0.1:{port}"
     proc, key = await _serve(data_dir, port, tmp_path / "first.log", http)
     try:
+        assert f"dashboard:      {base}/dashboard" in (tmp_path / "first.log").read_text()
+        async with http.get(f"{base}/dashboard") as login_form:
+            assert login_form.status == 200 and 'id="login"' in await login_form.text()
         client = Client(http, base, key)
         created = await client.post("/v1/payments", payment_body("restart-1"))
         assert created.status == 201 and created.body["status"] == "succeeded"

@@ -175,6 +175,7 @@ async def test_closed_receivers_fail_the_split_and_free_the_cap(env: RailEnv) ->
     await env.call(mixed)  # the closed share went back: the whole cap is there again
     done = await settled(env, mixed)
     assert (done.status, done.amount) == (RailStatus.SUCCEEDED, 2000)
+    assert done.unshared == (FROZEN_USER,)  # the router shares (and journals) only the rest
 
 
 async def test_the_cap_is_the_merchants_max_ratio(env: RailEnv) -> None:

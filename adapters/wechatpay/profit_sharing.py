@@ -113,6 +113,7 @@ class ReturnRequest(Shape, kw_only=True):
 
 
 class SplitReceiverDetail(Shape, kw_only=True):
+    account: str = ""
     amount: int
     result: ReceiverResult
     fail_reason: str | None = None
@@ -271,7 +272,8 @@ def split_answer(body: bytes, rail_split_no: str) -> RailResult:
                                   failure_code=closed[0].fail_reason or CLOSED_REASON)
             shared = sum(r.amount for r in order.receivers
                          if r.result is ReceiverResult.SUCCESS)
-            return RailResult(RailStatus.SUCCEEDED, rail_reference=ref, amount=shared)
+            return RailResult(RailStatus.SUCCEEDED, rail_reference=ref, amount=shared,
+                              unshared=tuple(r.account for r in closed))
         case _:
             assert_never(order.state)
 

@@ -8,10 +8,11 @@ from typing import Any
 from aiohttp import web
 from msgspec import UNSET
 
+from adapters.currencies import is_known
 from router.api import schemas
 from router.api.common import json_reply, require_admin, services
 from router.api.schemas import MerchantCreate, MerchantUpdate, decode
-from router.errors import RouterError, not_found
+from router.errors import RouterError, not_found, validation_error
 from router.security import Secret
 from router.settings import RateLimit
 
@@ -60,6 +61,10 @@ async def update_merchant(request: web.Request) -> web.Response:
         for method, rail in (body.rails or {}).items():
             svc.router.check_mapping(method, rail)
         changes["rails"] = dict(body.rails or {})
+    if body.settlement_currency is not UNSET:
+        if body.settlement_currency is not None and not is_known(body.settlement_currency):
+            raise validation_error("settlement_currency", "Unknown ISO 4217 currency.")
+        changes["settlement_currency"] = body.settlement_currency
     merchant = replace(merchant, **changes)
     await svc.merchants.update(merchant)
     return json_reply(200, merchant.to_json())

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from router.commerce.providers import ACCOUNT_HEADER, PROVIDER_PREFIX
 from router.errors import RouterError, not_found, unauthorized
 from router.limits import merchant_spec
 from router.merchants import Merchant
@@ -39,13 +40,17 @@ def bearer(request: web.Request) -> str | None:
 
 
 async def authenticate(request: web.Request, *, limit: bool = True) -> Merchant:
-    """The calling merchant; counts the call against its rate limit unless told not to
-    (payment creation counts it inside its own script)."""
+    """The merchant the call acts for; counts the call against its rate limit unless told
+    not to (payment creation counts it inside its own script). A service provider's key
+    acts for the sub-merchant its `Payrouter-Account` header names (commerce/providers.py)."""
     token = bearer(request)
     svc = services(request)
     merchant = await svc.merchants.authenticate(token) if token else None
     if merchant is None:
         raise unauthorized()
+    account = request.headers.get(ACCOUNT_HEADER)
+    if account is not None or merchant.id.startswith(PROVIDER_PREFIX):
+        merchant = await svc.partners.providers.acting(merchant, account)
     if limit:
         limited = await svc.store.limits.admit([merchant_spec(svc.settings, merchant)])
         if limited is not None:
@@ -85,8 +90,16 @@ def owned(merchant: Merchant, owner_id: str | None, what: str) -> None:
         raise not_found(what)
 
 
+def made_by_caller(merchant: Merchant, owner_id: str | None, provider: str | None,
+                   what: str) -> None:
+    """`owned`, and a payment (or its refund, its split) made by someone else for the same
+    merchant is missing too: a service provider sees only the payments it made."""
+    if owner_id != merchant.id or provider != merchant.acting_provider:
+        raise not_found(what)
+
+
 def scope_of(merchant: Merchant) -> tuple[int, str]:
-    return merchant.shard, merchant.id
+    return merchant.shard, merchant.scope
 
 
 async def idempotent(

@@ -11,7 +11,7 @@ import logging
 
 from aiohttp import web
 
-from adapters.base import HttpResponse, RailError
+from adapters.base import HttpResponse, NotificationKind, RailError
 from router.api.common import services
 from router.errors import not_found
 
@@ -28,15 +28,22 @@ def _reply(response: HttpResponse) -> web.Response:
 async def notify(request: web.Request) -> web.Response:
     svc = services(request)
     name = request.match_info["adapter"]
-    if not svc.rails.has(name):
+    adapter = await svc.rails.resolve(name)  # a rail, or a partner-mode instance
+    if adapter is None:
         raise not_found("adapter")
-    adapter = svc.rails.adapter(name)
     body = await request.read()
     try:
         note = adapter.verify_notification(request.headers, body)
     except RailError as err:
         log.warning("rejected a %s notification: %s", name, err.code)
         return _reply(adapter.notification_reply(False))
-    accepted = await svc.payments.notifications.apply(name, note)
+    if note.kind is NotificationKind.PAYOUT:
+        accepted = await svc.social.payouts.on_notification(name, note)
+    elif note.kind is NotificationKind.AUTHORIZATION:
+        accepted = await svc.preauth.worker.on_notification(name, note)
+    elif note.kind is NotificationKind.INVOICE:
+        accepted = await svc.invoices.worker.on_notification(name, note)
+    else:
+        accepted = await svc.payments.notifications.apply(name, note)
     return _reply(adapter.notification_reply(accepted))
 

@@ -9,7 +9,7 @@ from router.api.common import (
     idempotency_key,
     idempotent,
     json_reply,
-    owned,
+    made_by_caller,
     request_hash,
     respond,
     scope_of,
@@ -19,14 +19,15 @@ from router.api.schemas import Close, PaymentCreate, decode
 from router.domain import Payment
 from router.errors import not_found, validation_error
 from router.merchants import Merchant
-from router.validation import payment_request
+from router.validation import check_currency, payment_request
 
 routes = web.RouteTableDef()
 
 
 async def payment_of(request: web.Request, merchant: Merchant) -> Payment:
     payment = await services(request).store.payments.load(request.match_info["id"])
-    owned(merchant, payment.merchant_id if payment else None, "payment")
+    made_by_caller(merchant, payment.merchant_id if payment else None,
+                   payment.service_provider if payment else None, "payment")
     assert payment is not None
     return payment
 
@@ -37,11 +38,15 @@ async def create_payment(request: web.Request) -> web.Response:
     merchant = await authenticate(request, limit=False)
     raw = await request.read()
     req = payment_request(decode(raw, PaymentCreate))
+    check_currency(req.currency, merchant.settlement_currency)
     key = idempotency_key(request)
     rail, routing = svc.router.choose(merchant, req)
     idem = (key, request_hash(request, raw)) if key else None
-    return respond(await svc.payments.creator.create(merchant, req, rail, routing, idem,
-                                                     method=svc.router.kind(rail)))
+    reply = await svc.payments.creator.create(merchant, req, rail, routing, idem,
+                                              method=svc.router.kind(rail))
+    if reply.status == 201:
+        svc.metrics.live.payment_created(merchant.id)
+    return respond(reply)
 
 
 @routes.get("/v1/payments")
@@ -51,7 +56,7 @@ async def find_payment(request: web.Request) -> web.Response:
     otn = request.query.get("out_trade_no")
     if not otn:
         raise validation_error("out_trade_no", "Give out_trade_no to look a payment up.")
-    payment = await svc.store.payments.by_out_trade_no(merchant.shard, merchant.id, otn)
+    payment = await svc.store.payments.by_out_trade_no(merchant.shard, merchant.scope, otn)
     if payment is None:
         raise not_found("payment")
     return json_reply(200, payment.to_json())

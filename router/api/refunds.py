@@ -8,12 +8,13 @@ from router.api.common import (
     authenticate,
     idempotent,
     json_reply,
-    owned,
+    made_by_caller,
     scope_of,
     services,
 )
 from router.api.payments import payment_of
 from router.api.schemas import RefundCreate, decode
+from router.rails.instances import provider_of
 from router.validation import refund_request
 
 routes = web.RouteTableDef()
@@ -44,6 +45,7 @@ async def get_refund(request: web.Request) -> web.Response:
     svc = services(request)
     merchant = await authenticate(request)
     refund = await svc.store.refunds.load(request.match_info["id"])
-    owned(merchant, refund.merchant_id if refund else None, "refund")
+    made_by_caller(merchant, refund.merchant_id if refund else None,
+                   provider_of(refund.rail) if refund else None, "refund")
     assert refund is not None
     return json_reply(200, refund.to_json())

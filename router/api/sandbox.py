@@ -12,6 +12,7 @@ from router.api.payments import payment_of
 from router.domain import UNSETTLED, Payment
 from router.errors import RouterError, invalid_state
 from router.payments.replies import Reply
+from router.rails.instances import base_rail
 from router.services import Services
 
 routes = web.RouteTableDef()
@@ -34,7 +35,7 @@ async def _drive(svc: Services, payment: Payment, outcome: str) -> Reply:
     if payment.status not in UNSETTLED:
         raise invalid_state(f"The payment is already {payment.status}.")
     attempt = payment.rail.current
-    rail = svc.settings.rail(attempt.rail)
+    rail = svc.settings.rail(base_rail(attempt.rail))  # a partner instance: its table's
     if rail is None or not rail.base_url:
         raise invalid_state(f"The {attempt.rail} rail has no simulator to drive.")
     try:

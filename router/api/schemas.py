@@ -16,45 +16,26 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from adapters.base import Scene
+from router.api.fields import (
+    Amount,
+    Currency,
+    Metadata,
+    Name,
+    Payer,
+    Secret,
+    TradeNo,
+    Url,
+    WebhookUrl,
+)
+from router.api.schemas_authorizations import AUTHORIZATION_BODIES
+from router.api.schemas_campaigns import CAMPAIGN_BODIES
+from router.api.schemas_invoices import INVOICE_BODIES
+from router.api.schemas_partners import PARTNER_BODIES
+from router.api.schemas_promotions import PROMOTION_BODIES
+from router.api.schemas_social import SOCIAL_BODIES
 from router.errors import RouterError, validation_error
-from router.validation import CURRENCIES, MAX_AMOUNT, WALLETS
 
 T = TypeVar("T")
-
-# --------------------------------------------------------------------------- fields
-Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT, description=(
-    "Integer minor units of `currency` (`100` is 1.00 CNY)."))]
-Currency = Annotated[str, Meta(min_length=3, max_length=3, description=(
-    "ISO 4217 code; others are refused as unknown."),
-    extra_json_schema={"enum": sorted(CURRENCIES)})]
-TradeNo = Annotated[str, Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
-Url = Annotated[str, Meta(max_length=512, pattern=r"^(https?://|$)", description=(
-    "An http(s) URL; empty means none."))]
-_PAYER_TOKEN = {"type": "string", "pattern": "^[0-9A-Za-z_.:-]{1,128}$"}
-_PAYER_FIELDS: Final[dict[str, Any]] = {
-    "auth_code": {**_PAYER_TOKEN, "description": (
-        "The code scanned from the payer (required for `quickpay`).")},
-    "openid": {**_PAYER_TOKEN, "description": "The payer's WeChat openid."},
-    "buyer_id": {**_PAYER_TOKEN, "description": "The payer's Alipay buyer id."},
-    "client_ip": {"type": "string", "maxLength": 256},
-    "wallet": {"type": "string", "enum": list(WALLETS), "description": (
-        "The payer's wallet, when the payer chose it (e.g. at a checkout offering several). "
-        "With no `method`, the payment goes to this wallet's rail; otherwise the wallet is "
-        "read from the payer code's shape, an `openid` or a `buyer_id`.")},
-}
-Payer = Annotated[dict[Annotated[str, Meta(max_length=40)],
-                       Annotated[str, Meta(max_length=256)]],
-                  Meta(max_length=10, description=(
-                      "Payer details; which ones are needed depends on the scene and rail."),
-                      extra_json_schema={"properties": _PAYER_FIELDS})]
-Metadata = Annotated[dict[Annotated[str, Meta(max_length=40)],
-                          Annotated[str, Meta(max_length=500)]],
-                     Meta(max_length=20, description=(
-                         "Merchant's own key/value strings, returned as given."))]
-Secret = Annotated[str, Meta(min_length=16, max_length=200)]
-Name = Annotated[str, Meta(min_length=1, max_length=100)]
-WebhookUrl = Annotated[str, Meta(pattern=r"^https?://", max_length=512)]
-
 
 class _Body(Struct, forbid_unknown_fields=True, frozen=True):
     pass
@@ -76,6 +57,10 @@ class PaymentCreate(_Body, frozen=True):
     payer: Payer | None = None
     notify_url: Url | None = None
     metadata: Metadata | None = None
+    coupons: Annotated[list[Annotated[str, Meta(pattern=r"^cpn_[0-9A-Za-z]{1,64}$")]], Meta(
+        min_length=1, max_length=5, description=(
+            "The payer's coupons (`payer.user` is their user): each takes its amount "
+            "off, one per campaign."))] | None = None
 
 
 class RefundCreate(_Body, frozen=True):
@@ -119,6 +104,9 @@ class MerchantUpdate(_Body, frozen=True):
     rails: Annotated[dict[str, str] | None, Meta(description=(
         "Replaces the mapping; null or {} clears it. Each value must be a configured rail "
         "running the adapter named by its key."))] | UnsetType = UNSET
+    settlement_currency: Annotated[Currency | None, Meta(description=(
+        "Cross-border: the currency the merchant prices in and is settled in (its payments "
+        "are in it or in CNY; payers pay CNY). null: a domestic merchant."))] | UnsetType = UNSET
 
 
 # --------------------------------------------------------------------------- interop
@@ -151,6 +139,12 @@ BODIES: Final[dict[tuple[str, str], type[Struct]]] = {
     ("PATCH", "/v1/admin/merchants/{id}"): MerchantUpdate,
     ("POST", "/v1/checkout_codes"): CheckoutCodeCreate,
     ("POST", "/v1/payments/{id}/share_link"): ShareLinkCreate,
+    **SOCIAL_BODIES,
+    **AUTHORIZATION_BODIES,
+    **PARTNER_BODIES,
+    **PROMOTION_BODIES,
+    **CAMPAIGN_BODIES,
+    **INVOICE_BODIES,
 }
 
 # --------------------------------------------------------------------------- decoding

@@ -37,6 +37,7 @@ from router.interop.pages import (
 from router.merchants import Merchant
 from router.payments.replies import Reply
 from router.payments.settle import scene_now
+from router.promotions.policies import Action
 from router.security import random_token
 from router.services import Services
 from router.store import keys
@@ -58,7 +59,8 @@ async def create_code(request: web.Request) -> web.Response:
         await svc.store.interop.put_code(merchant.shard, cid, orjson.dumps(stored))
         return Reply.json(201, _public(svc.settings.server.base_url(), cid, stored))
 
-    return await idempotent(request, scope_of(merchant), raw, make)
+    guarded = svc.promotions.policies.guard(merchant, Action.CHECKOUT_CODE_CREATE, make)
+    return await idempotent(request, scope_of(merchant), raw, guarded)
 
 
 @routes.get("/v1/checkout_codes/{code}")

@@ -21,6 +21,7 @@ from router.domain import Status, iso
 from router.errors import invalid_state
 from router.interop.pages import answer, chooser, error_page, hand_over, plan_for
 from router.payments.replies import Reply
+from router.promotions.policies import Action
 from router.services import Services
 from router.store import keys
 
@@ -50,7 +51,8 @@ async def create_link(request: web.Request) -> web.Response:
             "expires_at": iso(svc.clock.now_ms() + ttl * 1000),
         })
 
-    return await idempotent(request, scope_of(merchant), raw, make)
+    guarded = svc.promotions.policies.guard(merchant, Action.SHARE_LINK_CREATE, make)
+    return await idempotent(request, scope_of(merchant), raw, guarded)
 
 
 @routes.get("/s/{link}")

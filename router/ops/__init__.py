@@ -1,1 +1,1 @@
-"""Operating the gateway: metrics."""
+"""Operating the gateway: metrics, the live figures and the dashboard."""

@@ -1,4 +1,5 @@
-"""Prometheus metrics, in a registry owned by the app (no process-global state)."""
+"""Prometheus metrics, in a registry owned by the app (no process-global state), and the
+live figures the dashboard shows (ops/live.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ from typing import Any, final
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from router.ops.live import LiveStats
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 @final
 class Metrics:
     __slots__ = (
+        "_children",
         "_request_counts",
+        "grabs",
+        "live",
         "payments",
+        "payouts",
         "rail_calls",
         "rail_latency",
         "rate_limited",
@@ -34,6 +41,14 @@ class Metrics:
         )
         self.payments = Counter(
             "payrouter_payments", "Payments reaching a status, by rail", ["rail", "outcome"],
+            registry=r,
+        )
+        self.payouts = Counter(
+            "payrouter_payouts", "Payouts ending, by rail and outcome", ["rail", "outcome"],
+            registry=r,
+        )
+        self.grabs = Counter(
+            "payrouter_red_packet_grabs", "Red-packet grabs by outcome", ["outcome"],
             registry=r,
         )
         self.rail_calls = Counter(
@@ -62,6 +77,8 @@ class Metrics:
         )
 
         self._request_counts: dict[tuple[str, int], Any] = {}
+        self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
+        self.live = LiveStats()
 
     def count_request(self, route: str, status: int) -> None:
         """One answered request; its labelled counter is looked up once per (route, status)
@@ -71,6 +88,15 @@ class Metrics:
             counter = self._request_counts[(route, status)] = self.requests.labels(
                 route, str(status))
         counter.inc()
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once per label values: on the request path
+        (a create counts its rail call and its status) `labels` costs more than `inc`."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,7 +10,7 @@ from router.domain import Attempt, Payment
 def charge_of(payment: Payment, base_url: str, attempt: Attempt | None = None) -> Charge:
     attempt = attempt or payment.rail.current
     return Charge(
-        rail_order_no=attempt.rail_order_no, amount=payment.amount,
+        rail_order_no=attempt.rail_order_no, amount=payment.charged_amount,
         currency=payment.currency, scene=attempt.scene or payment.scene,
         description=payment.description, payer=attempt.payer or payment.payer,
         metadata=payment.metadata,

@@ -14,6 +14,7 @@ from typing import Any, Final, final
 from adapters.base import Charge, HttpRequest, RailError, RailErrorCode, RailResult
 from router.clock import Clock
 from router.domain import UNSETTLED, Attempt, Payment, RailState, Status
+from router.errors import validation_error
 from router.limits import LIMIT_NAMES, payment_specs, rail_spec
 from router.merchants import Merchant
 from router.ops.metrics import Metrics
@@ -35,7 +36,9 @@ from router.payments.replies import (
 )
 from router.payments.settle import Settler
 from router.payments.transitions import Transitions
+from router.promotions.campaign_holds import CampaignHolds, Holding
 from router.rails.client import RailClient
+from router.rails.instances import partner_rail
 from router.settings import Settings
 from router.store import keys
 from router.store.outcomes import (
@@ -63,8 +66,8 @@ Built = HttpRequest | RailResult
 
 @final
 class Creator:
-    __slots__ = ("_failover_codes", "clock", "metrics", "rails", "settings", "settler",
-                 "store", "transitions")
+    __slots__ = ("_failover_codes", "campaigns", "clock", "metrics", "rails", "settings",
+                 "settler", "store", "transitions")
 
     def __init__(self, store: Store, transitions: Transitions, settler: Settler,
                  rails: RailClient, settings: Settings, metrics: Metrics,
@@ -80,6 +83,8 @@ class Creator:
             r.name: _DEFAULT_FAILOVER | frozenset(r.options.get("failover_codes", ()))
             for r in settings.rails
         }
+        # Reserves the campaign rewards a payment earns (router/promotions/), when wired.
+        self.campaigns: CampaignHolds | None = None
 
     async def create(
         self,
@@ -91,7 +96,10 @@ class Creator:
         method: str | None = None,  # what `method` says when the request named none
     ) -> Reply:
         now = self.clock.now_ms()
-        pid = keys.payment_id(merchant.shard, merchant.id, req.out_trade_no)
+        pid = keys.payment_id(merchant.shard, merchant.scope, req.out_trade_no)
+        table = rail
+        if merchant.acting_provider is not None:
+            rail = await self._partner_rail(merchant, rail)
         payment = Payment(
             id=pid, merchant_id=merchant.id, amount=req.amount, currency=req.currency,
             out_trade_no=req.out_trade_no, scene=req.scene, method=req.method or method or rail,
@@ -99,6 +107,7 @@ class Creator:
             metadata=req.metadata, routing=routing, created_ms=now,
             status=Status.PROCESSING, version=1, updated_ms=now, refunded_amount=0,
             rail=RailState([Attempt(1, rail, rail_order_no(pid, 1))]),
+            service_provider=merchant.acting_provider,
         )
         charge = self._charge_op(payment)
         try:
@@ -107,9 +116,13 @@ class Creator:
             built = self.rails.build(rail, charge)
         except RailError as err:
             raise rail_refused_request(err) from None
+        payment, charge, built, holding = await self._rewarded(merchant, payment, charge, built,
+                                                               req.coupons)
         owner = keys.new_id(self.clock, "own", merchant.shard)
-        quota = rail_spec(self.settings, rail)
+        quota = rail_spec(self.settings, table)
         if quota is not None and (limited := await self.store.limits.admit([quota])):
+            if holding is not None and self.campaigns is not None:
+                await self.campaigns.let_go(holding)
             self.metrics.rate_limited.labels("rail").inc()
             raise refusal(limited, limit="rail")
         outcome = await self.store.payments.create(
@@ -124,7 +137,12 @@ class Creator:
         if quota is not None and not isinstance(outcome, Created | TakenOver):
             # No call to the rail follows (refused, replayed, or an existing payment).
             await self.store.limits.give_back(quota)
-        ticket = IdemTicket(merchant.shard, merchant.id, idem[0], owner) if idem else None
+        if (holding is not None and self.campaigns is not None
+                and not isinstance(outcome, Created | TakenOver | Exists)):
+            # Not made by this request: its rewards are not this request's to keep (an
+            # existing payment's are the same reservation, held for it).
+            await self.campaigns.let_go(holding)
+        ticket = IdemTicket(merchant.shard, merchant.scope, idem[0], owner) if idem else None
         match outcome:
             case Created():
                 return await self.charge(payment, charge, built, ticket)
@@ -140,6 +158,27 @@ class Creator:
                 return await self._existing(existing_id, ticket, 200)
             case TakenOver(existing_id):
                 return await self._existing(existing_id, ticket, 201, recover=True)
+
+    async def _rewarded(self, merchant: Merchant, payment: Payment, charge: Charge,
+                        built: Built, coupons: tuple[str, ...] = (),
+                        ) -> tuple[Payment, Charge, Built, Holding | None]:
+        """The payment with the campaign rewards it earns and the coupons it names
+        reserved; one that gets none is unchanged, at no Redis call. A discount or a
+        coupon changes what the rail charges."""
+        holding = (await self.campaigns.hold(merchant, payment, coupons)
+                   if self.campaigns else None)
+        if holding is None or self.campaigns is None:
+            return payment, charge, built, None
+        rewarded = holding.payment
+        if rewarded.charged_amount == payment.charged_amount:
+            return rewarded, charge, built, holding
+        charge = self._charge_op(rewarded)
+        try:
+            built = self.rails.build(rewarded.rail.current.rail, charge)
+        except RailError as err:
+            await self.campaigns.let_go(holding)
+            raise rail_refused_request(err) from None
+        return rewarded, charge, built, holding
 
     async def charge(self, payment: Payment, charge: Charge, built: Built | None,
                      ticket: IdemTicket | None) -> Reply:
@@ -187,6 +226,8 @@ class Creator:
         try the next candidate as a new attempt with its own rail_order_no. Never after
         an unknown outcome: that payment waits for the sweeper instead."""
         current = payment.rail.current
+        if payment.service_provider is not None:
+            return None  # the other rails are not the provider's: none may take it
         if err.code not in self._failover_codes.get(current.rail, _DEFAULT_FAILOVER):
             return None
         tried = {a.rail for a in payment.rail.attempts}
@@ -249,6 +290,15 @@ class Creator:
             await self.store.idempotency.settle(ticket.shard, ticket.merchant_id, ticket.key,
                                                 ticket.owner, reply.status, reply.body)
         return reply
+
+    async def _partner_rail(self, merchant: Merchant, rail: str) -> str:
+        """The partner-mode instance of the provider's `rail` for the sub-merchant it acts
+        for (rails/instances.py): the name every later call of the payment uses."""
+        assert merchant.acting_provider is not None
+        name = partner_rail(rail, merchant.acting_provider, merchant.id)
+        if await self.rails.resolve(name) is None:
+            raise validation_error("method", f"The {rail} rail cannot act for this merchant.")
+        return name
 
     def _charge_op(self, payment: Payment, attempt: Attempt | None = None) -> Charge:
         return charge_of(payment, self.settings.server.base_url(), attempt)

@@ -41,6 +41,9 @@ class HandOver:
         (`via` says how: "share_link", "checkout_code")."""
         if payment.status is not Status.REQUIRES_ACTION:
             raise invalid_state(f"The payment is {payment.status}; it cannot be handed over.")
+        if payment.service_provider is not None:
+            # Another wallet's rail would not be the provider's: the money would go astray.
+            raise invalid_state("A service provider's payment stays in its own wallet.")
         if not self.rails.has(rail):
             raise validation_error("wallet", f"No {rail} rail is configured here.")
         number = len(payment.rail.attempts) + 1

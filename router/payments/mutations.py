@@ -36,6 +36,13 @@ def record_result(result: RailResult) -> Mutation:
             state.action = result.action.to_json()
         if result.rail_reference:
             state.rail_reference = result.rail_reference
+        if result.payer_amount is not None:
+            paid = result.payer_amount
+            state.fx = {
+                "payer_amount": {"amount": paid.amount, "currency": paid.currency},
+                "exchange_rate": {"rate": paid.rate.rate, "from": paid.rate.base,
+                                  "to": paid.rate.quote, "source": paid.rate.source},
+            }
         if result.status is RailStatus.FAILED:
             state.failure = {
                 "code": result.failure_code or "rail_refused",

@@ -42,9 +42,9 @@ class Notifications:
             # News of an attempt the router has moved on from (failed over, handed over):
             # only money taken would matter, and closing it was confirmed by the rail.
             return True
-        if note.result.amount is not None and note.result.amount != payment.amount:
+        if note.result.amount is not None and note.result.amount != payment.charged_amount:
             log.error("a %s notification for %s reports amount %s, not %s; ignored", rail,
-                      payment.id, note.result.amount, payment.amount)
+                      payment.id, note.result.amount, payment.charged_amount)
             return False
         await self.settler.apply(payment, note.result)
         return True

@@ -20,6 +20,7 @@ from router.store.outcomes import (
     OutRefundNoConflict,
     OutTradeNoConflict,
     PaymentMissing,
+    SharesInFlight,
 )
 
 
@@ -57,7 +58,7 @@ class IdemTicket:
 
 
 Refusal = (KeyInUse | KeyReused | Limited | OutTradeNoConflict | OutRefundNoConflict
-           | NotRefundable | ExceedsPaid | PaymentMissing)
+           | NotRefundable | ExceedsPaid | PaymentMissing | SharesInFlight)
 
 
 def refusal(outcome: Refusal, *, limit: str = "merchant") -> RouterError:
@@ -88,6 +89,10 @@ def refusal(outcome: Refusal, *, limit: str = "merchant") -> RouterError:
                                f"{outcome.refundable} can still be refunded.", param="amount")
         case PaymentMissing():
             return not_found("payment")
+        case SharesInFlight():
+            return invalid_state(
+                f"This refund needs {outcome.short} more of the money shared from this "
+                f"payment, and a split still processing holds it; retry once it settles.")
         case _:
             assert_never(outcome)
 

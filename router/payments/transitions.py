@@ -7,13 +7,15 @@ concurrent paths (the request, a notification, the sweeper) never overwrite each
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import final
 
 from router.clock import Clock
 from router.domain import PAYMENT_EVENTS, TRANSITIONS, UNSETTLED, Payment, RailState, Status
 from router.events import event
+from router.ledger.entries import movement
 from router.ops.metrics import Metrics
 from router.payments.mutations import Mutation, reversing
 from router.payments.replies import IdemTicket, Reply
@@ -25,13 +27,18 @@ from router.store.store import Store, StoreUnavailable
 
 # (payment as it ends up, its rendered JSON) → the request's answer
 ReplyBuilder = Callable[[Payment, bytes], Reply]
+# Told when a payment leaves processing for good (paid, failed, closed): a red packet
+# waits for its funding payment this way.
+PaymentSettled = Callable[[Payment], Awaitable[None]]
+
+log = logging.getLogger("payrouter.payments")
 
 _TRIES = 5
 
 
 @final
 class Transitions:
-    __slots__ = ("clock", "metrics", "settings", "store")
+    __slots__ = ("clock", "listeners", "metrics", "settings", "store")
 
     def __init__(self, store: Store, settings: Settings, metrics: Metrics,
                  clock: Clock) -> None:
@@ -39,6 +46,7 @@ class Transitions:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
+        self.listeners: list[PaymentSettled] = []
 
     async def move(self, payment: Payment, status: Status, mutate: Mutation
                    ) -> tuple[Payment, bool]:
@@ -74,7 +82,10 @@ class Transitions:
                 self._finish(current, new, rendered, ticket, answer))
             if isinstance(outcome, Moved):
                 if new.status is not current.status:
-                    self.metrics.payments.labels(new.rail.current.rail, new.status.value).inc()
+                    self.metrics.child(self.metrics.payments, new.rail.current.rail,
+                                       new.status.value).inc()
+                    if current.status in UNSETTLED and new.status not in UNSETTLED:
+                        await self._settled(new)
                 return new, True, answer
             reloaded = await self.store.payments.load(payment.id)
             if reloaded is None:
@@ -88,6 +99,16 @@ class Transitions:
                                                 ticket.owner, _stored_status(answer),
                                                 answer.body)
         return current, False, answer
+
+    async def _settled(self, payment: Payment) -> None:
+        if not (payment.metadata or payment.promotions) or not self.listeners:
+            return  # only payments that fund something or carry rewards have listeners
+        for listener in self.listeners:
+            try:
+                await listener(payment)
+            except Exception:
+                # What listens has its own worker that looks again: nothing is lost.
+                log.exception("a listener of payment %s failed", payment.id)
 
     def _next(self, current: Payment, status: Status, mutate: Mutation) -> Payment:
         state = RailState.unpack(current.rail.pack())
@@ -103,7 +124,13 @@ class Transitions:
             event_id, event_body = event(self.clock, keys.shard_in(new.id), event_type,
                                          rendered, new.updated_ms)
         answer = answer if ticket else None
+        journal = b""
+        if new.status is Status.SUCCEEDED and current.status in UNSETTLED:
+            attempt = new.rail.current
+            journal = movement("charge", new.id, new.charged_amount, new.currency,
+                               new.updated_ms, attempt.rail, attempt.rail_order_no)
         return Finish(
+            journal=journal,
             due_action=self._due(new),
             event_id=event_id,
             event_body=event_body,

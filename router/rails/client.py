@@ -18,12 +18,17 @@ from adapters.base import (
     RailResult,
 )
 from router.ops.metrics import Metrics
+from router.rails.instances import SEP, InstanceSource, base_rail
 from router.routing.health import HealthBook
+
+_MAX_INSTANCES = 20_000  # partner-mode instances kept per process (rebuilt when dropped)
+_INSTANCE_TTL_S = 60.0  # then rebuilt from the provider's ids (a refreshed token applies)
 
 
 @final
 class RailClient:
-    __slots__ = ("_adapters", "_health", "_metrics", "_session", "_timeouts")
+    __slots__ = ("_adapters", "_health", "_instances", "_metrics", "_session", "_timeouts",
+                 "instance_source")
 
     def __init__(
         self,
@@ -38,9 +43,32 @@ class RailClient:
         self._adapters = adapters
         self._timeouts = timeouts
         self._metrics = metrics
+        # Partner-mode instances (rails/instances.py), apart from the configured rails so
+        # routing never sees them; built by `instance_source` when first met.
+        self._instances: dict[str, tuple[float, Adapter]] = {}
+        self.instance_source: InstanceSource | None = None
 
     def adapter(self, rail: str) -> Adapter:
-        return self._adapters[rail]
+        return self._adapters.get(rail) or self._instances[rail][1]
+
+    async def resolve(self, rail: str) -> Adapter | None:
+        """A configured rail's adapter, or the partner-mode instance a name stands for
+        (built when first met, kept a minute); None when the name stands for nothing."""
+        adapter = self._adapters.get(rail)
+        if adapter is not None or SEP not in rail or self.instance_source is None:
+            return adapter
+        now = time.monotonic()
+        kept = self._instances.get(rail)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        adapter = await self.instance_source(rail)
+        if adapter is None:
+            self._instances.pop(rail, None)
+            return None
+        if len(self._instances) >= _MAX_INSTANCES:
+            self._instances.clear()
+        self._instances[rail] = (now + _INSTANCE_TTL_S, adapter)
+        return adapter
 
     def has(self, rail: str) -> bool:
         return rail in self._adapters
@@ -51,35 +79,49 @@ class RailClient:
     def build(self, rail: str, op: Operation) -> HttpRequest | RailResult:
         """Build (and sign) `op` without sending it. A `RailError` raised here means the
         rail cannot take the request as it is: nothing was sent."""
-        return self._adapters[rail].build(op)
+        return self.adapter(rail).build(op)
 
     async def call(self, rail: str, op: Operation,
                    built: HttpRequest | RailResult | None = None) -> RailResult:
         """The rail's answer to `op` (sending `built` when the caller built it already);
         raises `RailError` (definitive or unknown)."""
-        adapter = self._adapters[rail]
+        adapter = self._adapters.get(rail)
+        if adapter is None:  # a partner-mode instance: counted under its rail table
+            adapter = await self.resolve(rail)
+            if adapter is None:
+                raise RailError("RAIL_NOT_CONFIGURED", f"no rail {base_rail(rail)!r} acts "
+                                "for this account any more", definitive=False)
+            rail = base_rail(rail)
         op_name = type(op).__name__.lower()
         started = time.perf_counter()
         try:
             if built is None:
                 built = adapter.build(op)
             if isinstance(built, RailResult):
-                self._metrics.rail_calls.labels(rail, op_name, built.status.value).inc()
-                self._health.record(rail, True, None)
+                self._count(rail, op_name, built.status.value)
+                self._record(rail, True, None)
                 return built
             response = await self._send(rail, op_name, built.method, built.url,
                                         dict(built.headers), built.body)
             result = adapter.parse(op, response)
         except RailError as exc:
-            self._metrics.rail_calls.labels(rail, op_name, exc.code.lower()).inc()
+            self._count(rail, op_name, exc.code.lower())
             # A refusal the rail meant is a working rail; an unknown outcome or an
             # unreachable rail is not.
             healthy = exc.definitive and exc.code != RailErrorCode.UNREACHABLE
-            self._health.record(rail, healthy, time.perf_counter() - started)
+            self._record(rail, healthy, time.perf_counter() - started)
             raise
-        self._metrics.rail_calls.labels(rail, op_name, result.status.value).inc()
-        self._health.record(rail, True, time.perf_counter() - started)
+        self._count(rail, op_name, result.status.value)
+        self._record(rail, True, time.perf_counter() - started)
         return result
+
+    def _count(self, rail: str, op_name: str, result: str) -> None:
+        self._metrics.child(self._metrics.rail_calls, rail, op_name, result).inc()
+
+    def _record(self, rail: str, healthy: bool, latency_s: float | None) -> None:
+        """For the breakers, and for the dashboard's per-rail figures."""
+        self._health.record(rail, healthy, latency_s)
+        self._metrics.live.rail_call(rail, healthy, latency_s)
 
     async def _send(
         self, rail: str, op_name: str, method: str, url: str, headers: dict[str, str],
@@ -104,6 +146,6 @@ class RailClient:
             raise RailError(RailErrorCode.CONNECTION_LOST, "the connection to the rail broke",
                             definitive=False) from None
         finally:
-            self._metrics.rail_latency.labels(rail, op_name).observe(
+            self._metrics.child(self._metrics.rail_latency, rail, op_name).observe(
                 time.perf_counter() - started
             )

@@ -80,7 +80,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 @final
 class HealthBook:
-    __slots__ = ("_local", "_probed", "_probes_left", "_views", "breaker", "process", "rails")
+    __slots__ = ("_local", "_probed", "_probes_left", "_views", "breaker", "epoch", "process",
+                 "rails")
 
     def __init__(self, rails: Iterable[str], breaker: BreakerSettings) -> None:
         self.rails = tuple(rails)
@@ -90,6 +91,9 @@ class HealthBook:
         self._views = {rail: RailView() for rail in self.rails}
         self._probes_left = {rail: 0 for rail in self.rails}
         self._probed = {rail: -1.0 for rail in self.rails}  # half-open spell probes went to
+        # Counts breaker state changes: a routing decision cached under another epoch is
+        # stale (router.py).
+        self.epoch = 0
 
     # ----------------------------------------------------------------- request path
     def record(self, rail: str, ok: bool, latency_s: float | None) -> None:
@@ -140,6 +144,8 @@ class HealthBook:
                     and second > int(view.since)):
                 self._probes_left[rail] = self.breaker.probes
                 self._probed[rail] = view.since
+            if view.state is not self._views[rail].state:
+                self.epoch += 1
             self._views[rail] = view
 
     async def _push(self, store: HealthStore, rail: str, second: int) -> None:

@@ -11,6 +11,11 @@
    half-open one receives its probe calls.
 
 The first rail is tried; the others are the failover candidates, in order.
+
+A decision that depends only on the merchant, scene, method, payer's wallet and breaker
+states (no rule on amount, currency or metadata; a priority order; no half-open rail) is
+the same for every such payment: it is kept, and dropped when a breaker or the rules
+change.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ from router.validation import PaymentRequest
 log = logging.getLogger("payrouter.routing")
 
 _PREFERENCE: Final = ("bank", "wechatpay", "alipay")
+# The match keys a kept decision may depend on (its key holds them).
+_KEYED_MATCH: Final = frozenset({"merchant", "scene", "method", "wallet"})
+_DECISIONS_KEPT: Final = 4096
+
+# merchant id, acting provider, its rails, scene, method, payer's wallet
+DecisionKey = tuple[str, str | None, tuple[tuple[str, str], ...], str, str | None, str | None]
 
 
 def adapter_kind(rail: RailSettings) -> str:
@@ -45,8 +56,9 @@ def adapter_kind(rail: RailSettings) -> str:
 
 @final
 class Router:
-    __slots__ = ("_adapters", "_dedicated", "_default", "_file_rules", "_kinds", "_rng",
-                 "_rules_mtime", "health", "settings")
+    __slots__ = ("_adapters", "_decisions", "_dedicated", "_default", "_epoch", "_file_rules",
+                 "_keyed", "_kinds", "_rng", "_rules_mtime", "_wallet_rules", "health",
+                 "settings")
 
     def __init__(self, adapters: Mapping[str, Adapter], rails: Sequence[RailSettings],
                  settings: RoutingSettings, default: str | None, health: HealthBook,
@@ -60,9 +72,12 @@ class Router:
         self._rng = rng or random.Random()
         self._file_rules: tuple[RuleSettings, ...] = ()
         self._rules_mtime: float | None = None
+        self._decisions: dict[DecisionKey, tuple[str, dict[str, Any]]] = {}
+        self._epoch = health.epoch
         for rule in settings.rules:
             check_rule(rule)
             self._check_candidates(rule)
+        self._rules_changed()
         self.reload_rules()
 
     # ----------------------------------------------------------------- rules
@@ -91,8 +106,15 @@ class Router:
             self._rules_mtime = mtime
             return False
         self._file_rules, self._rules_mtime = rules, mtime
+        self._rules_changed()
         log.info("routing rules loaded from %s: %d rule(s)", path, len(rules))
         return True
+
+    def _rules_changed(self) -> None:
+        """Decisions kept under other rules no longer hold."""
+        self._decisions.clear()
+        self._keyed = all(set(r.match) <= _KEYED_MATCH for r in self.rules)
+        self._wallet_rules = any("wallet" in r.match for r in self.rules)
 
     def _check_candidates(self, rule: RuleSettings) -> None:
         """A rule may only name configured rails: a typo would silently never route."""
@@ -123,6 +145,29 @@ class Router:
 
     # ----------------------------------------------------------------- choosing
     def choose(self, merchant: Merchant, req: PaymentRequest) -> tuple[str, dict[str, Any]]:
+        """The rail to try and the routing explanation; a kept decision when one holds
+        (module docstring), so most payments skip the pool, rules and sorting."""
+        if not self._keyed:
+            return self._choose(merchant, req)
+        if self.health.epoch != self._epoch:
+            self._decisions.clear()
+            self._epoch = self.health.epoch
+        wallet = (wallet_of_payer(req.payer) if req.method is None or self._wallet_rules
+                  else None)
+        key = (merchant.id, merchant.acting_provider, tuple(merchant.rails.items()),
+               req.scene, req.method, wallet)
+        kept = self._decisions.get(key)
+        if kept is None:
+            chosen, routing = self._choose(merchant, req)
+            if routing["strategy"] != "priority" or any(
+                    item["breaker"] is BreakerState.HALF_OPEN for item in routing["considered"]):
+                return chosen, routing  # drawn, scored, or spending a probe: not kept
+            if len(self._decisions) >= _DECISIONS_KEPT:
+                self._decisions.clear()
+            kept = self._decisions[key] = (chosen, routing)
+        return kept[0], _copy(kept[1])
+
+    def _choose(self, merchant: Merchant, req: PaymentRequest) -> tuple[str, dict[str, Any]]:
         pool = self._pool(merchant, req.scene)
         if req.method is not None:
             pool = self._for_method(merchant, req, pool)
@@ -178,6 +223,9 @@ class Router:
         names = [mapped.get(self._kind(n), n) for n in self._adapters
                  if n not in self._dedicated]
         names += mapped.values()
+        if merchant.acting_provider is not None:
+            # A service provider acting for a sub-merchant pays only through its own rails.
+            names = [r for r in merchant.rails.values() if r in self._adapters]
         return [n for n in dict.fromkeys(names) if scene in self._adapters[n].scenes]
 
     def _for_method(self, merchant: Merchant, req: PaymentRequest, pool: list[str]) -> list[str]:
@@ -186,6 +234,9 @@ class Router:
         kept = [r for r in pool if r == target or self._kind(r) == method]
         if kept:
             return kept
+        if merchant.acting_provider is not None and method not in merchant.rails:
+            raise validation_error("method", "A service provider pays only by the methods of "
+                                             f"its rails: {', '.join(sorted(merchant.rails))}.")
         if target in self._adapters and (target not in self._dedicated
                                          or target in merchant.rails.values()):
             raise validation_error(
@@ -212,6 +263,12 @@ class Router:
 
     def _kind(self, rail: str) -> str:
         return self._kinds.get(rail, rail)
+
+
+def _copy(routing: dict[str, Any]) -> dict[str, Any]:
+    """The caller's own copy of a kept decision: a payment keeps its routing."""
+    return {**routing, "candidates": list(routing["candidates"]),
+            "considered": [dict(item) for item in routing["considered"]]}
 
 
 def _rank(kind: str) -> int:

@@ -53,7 +53,10 @@ _MIN_SIZE: Final = 64
 def pack(body: bytes) -> bytes:
     if len(body) < _MIN_SIZE:
         return _RAW + body
-    # Level 1 with the full hash table: ~7 µs, within a few bytes of level 9.
+    # Level 1 with the full hash table: ~7 µs, within a few bytes of level 9. A fresh
+    # compressor per body is cheaper than `copy()` of a prepared one: the copy moves the
+    # whole ~144 KiB deflate state, where a fresh one clears 64 KiB and hashes the 2 KiB
+    # dictionary (measured: 3 % faster with hot caches, 5-10 % slower with cold ones).
     compressor = zlib.compressobj(1, zlib.DEFLATED, _WBITS_V2, 8, zlib.Z_DEFAULT_STRATEGY,
                                   _DICT_V2)
     packed = compressor.compress(body) + compressor.flush()

@@ -20,6 +20,7 @@ class Finish:
     idem_owner: str = ""
     idem_status: int | None = None  # None: release the key instead of storing an answer
     idem_body: bytes = b""
+    journal: bytes = b""  # the money this change moves, as a journal entry (ledger/entries.py)
 
     def args(self, due_member: str, merchant_id: str, ttl_s: int) -> list[str | bytes | int]:
         return [
@@ -33,4 +34,5 @@ class Finish:
             "" if self.idem_status is None else self.idem_status,
             codec.pack(self.idem_body) if self.idem_owner else b"",
             ttl_s,
+            self.journal,
         ]

@@ -44,6 +44,17 @@ class StoredEvent:
     tries: int
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    """Events in the outbox streams (new or being delivered), waiting for a retry, and
+    dead-lettered."""
+
+    queued: int
+    retrying: int
+    dead: int
+
+
 class RetryOutcome(enum.StrEnum):
     DELIVERED = "delivered"
     DEAD = "dead"  # the last try failed: park it in the dead letters
@@ -164,6 +175,27 @@ class OutboxStore:
         scored = [(float(flat[i + 1]), bytes(flat[i]).decode())
                   for flat in rows for i in range(0, len(flat), 2)]
         return [eid for _, eid in sorted(scored)[:limit]]
+
+    async def counts(self) -> OutboxCounts:
+        """How much webhook work waits, over all shards (the dashboard's figures)."""
+        async def shard(s: int) -> tuple[int, int, int]:
+            queued, retrying, dead = await asyncio.gather(
+                self._run.read("XLEN", keys.outbox(s)),
+                self._run.read("ZCARD", keys.webhook_retries(s)),
+                self._run.read("ZCARD", keys.dead_letters(s)))
+            return int(queued), int(retrying), int(dead)
+
+        per_shard_counts = await asyncio.gather(*(shard(s) for s in range(self.shards)))
+        return OutboxCounts(*(sum(c[i] for c in per_shard_counts) for i in range(3)))
+
+    async def newest_dead_letters(self, limit: int) -> list[tuple[str, float]]:
+        """(event id, dead-lettered at, unix ms) of the newest dead letters, newest first."""
+        rows = await asyncio.gather(*(
+            self._run.read("ZRANGE", keys.dead_letters(s), 0, limit - 1, "REV", "WITHSCORES")
+            for s in range(self.shards)))
+        scored = [(float(flat[i + 1]), bytes(flat[i]).decode())
+                  for flat in rows for i in range(0, len(flat), 2)]
+        return [(eid, at) for at, eid in sorted(scored, reverse=True)[:limit]]
 
 
 def _entries(stream: str, rows: list[Any] | None) -> list[Entry]:

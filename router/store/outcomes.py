@@ -135,8 +135,48 @@ class PaymentMissing:
     pass
 
 
-RefundOutcome = (Created | RefundExists | OutRefundNoConflict | NotRefundable | ExceedsPaid
-                 | PaymentMissing)
+@final
+@dataclass(frozen=True, slots=True)
+class RefundReserved:
+    """Written; `returning` is the shared money (profit sharing) the refund first takes
+    back from split receivers (0: none); `payer_amount` what the rail refunds when a
+    campaign's reward makes it differ from the amount (None: the amount)."""
+
+    returning: int = 0
+    payer_amount: int | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SharesInFlight:
+    """The refund needs shared money that a split still processing holds (`short`)."""
+
+    short: int
+
+
+# --------------------------------------------------------------------------- social
+@final
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A new record (payout, red packet, transfer) was written."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """Its natural key already holds this very record."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NaturalKeyConflict:
+    """Its natural key holds a record with other parameters."""
+
+
+RecordOutcome = Recorded | Existing | NaturalKeyConflict
+
+RefundOutcome = (RefundReserved | RefundExists | OutRefundNoConflict | NotRefundable
+                 | ExceedsPaid | PaymentMissing | SharesInFlight)
 
 Reply = Sequence[bytes | int | str]
 
@@ -205,11 +245,24 @@ def move_outcome(reply: Reply) -> MoveOutcome:
     return Moved() if done(reply) else Stale()
 
 
+def record_outcome(reply: Reply) -> RecordOutcome:
+    match _text(reply[0]):
+        case "created":
+            return Recorded()
+        case "exists":
+            return Existing()
+        case "conflict":
+            return NaturalKeyConflict()
+    raise RuntimeError(f"a create script answered {_text(reply[0])!r}")
+
+
 def refund_outcome(reply: Reply) -> RefundOutcome:
     head, *rest = reply
     match _text(head):
         case "created":
-            return Created()
+            paid_back = _text(rest[1]) if len(rest) > 1 else ""
+            return RefundReserved(int(_text(rest[0])) if rest else 0,
+                                  int(paid_back) if paid_back else None)
         case "exists":
             return RefundExists(_text(rest[0]))
         case "conflict":
@@ -220,4 +273,6 @@ def refund_outcome(reply: Reply) -> RefundOutcome:
             return ExceedsPaid(int(_text(rest[0])))
         case "missing":
             return PaymentMissing()
+        case "sharing":
+            return SharesInFlight(int(_text(rest[0])))
     raise RuntimeError(f"create_refund.lua answered {_text(head)!r}")

@@ -33,7 +33,7 @@ class PaymentStore:
         limits: Sequence[LimitSpec],
     ) -> CreateOutcome:
         pkey = keys.payment(shard, payment.id)
-        idem_key = keys.idempotency(shard, payment.merchant_id, idem[0]) if idem else pkey
+        idem_key = keys.idempotency(shard, payment.scope, idem[0]) if idem else pkey
         limit_args: list[str | int] = []
         for spec in limits:
             limit_args += [repr(spec.interval_ms), spec.burst]
@@ -65,12 +65,12 @@ class PaymentStore:
         """CAS `payment` (already holding its new status and rail state) into Redis."""
         shard = keys.shard_in(payment.id)
         pkey = keys.payment(shard, payment.id)
-        idem_key = (keys.idempotency(shard, payment.merchant_id, finish.idem_key)
+        idem_key = (keys.idempotency(shard, payment.scope, finish.idem_key)
                     if finish.idem_key else pkey)
         run = self._run
         reply = await run.script(
             run.scripts.transition,
-            [pkey, keys.due(shard), keys.outbox(shard), idem_key],
+            [pkey, keys.due(shard), keys.outbox(shard), idem_key, keys.journal_inbox(shard)],
             [
                 expected_version,
                 expected_status,
@@ -78,6 +78,7 @@ class PaymentStore:
                 payment.rail.pack(),
                 payment.updated_ms,
                 *finish.args(f"p:{payment.id}", payment.merchant_id, run.idem_ttl_s),
+                payment.service_provider or "",  # its events go to the provider that made it
             ],
         )
         return move_outcome(reply)

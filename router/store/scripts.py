@@ -31,6 +31,29 @@ class Scripts:
     event_retried: Script
     event_redeliver: Script
     health_add: Script
+    payout_create: Script
+    rp_create: Script
+    rp_settle_funding: Script
+    rp_grab: Script
+    rp_expire: Script
+    rp_event: Script
+    auth_create: Script
+    auth_capture: Script
+    journal_chain: Script
+    sub_merchant_create: Script
+    split_create: Script
+    split_transition: Script
+    split_return_settle: Script
+    invoice_create: Script
+    invoice_transition: Script
+    policy_quota: Script
+    policy_quota_return: Script
+    points_earn: Script
+    points_redeem: Script
+    campaign_reserve: Script
+    campaign_settle: Script
+    campaign_end: Script
+    coupon_reserve: Script
 
     @classmethod
     def load(cls) -> Scripts:

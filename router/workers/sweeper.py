@@ -14,10 +14,16 @@ import logging
 from typing import final
 
 from router.clock import Clock
+from router.commerce.authorization_wiring import Preauth
+from router.commerce.invoice_wiring import Invoicing
+from router.commerce.partner_wiring import Partners
 from router.domain import UNSETTLED, RefundStatus
 from router.ops.metrics import Metrics
 from router.payments import Payments
+from router.promotions.campaign_keeper import CampaignKeeper
 from router.settings import SweeperSettings
+from router.social.records import PayoutStatus
+from router.social.wiring import Social
 from router.store import keys
 from router.store.link import per_shard
 from router.store.store import Store
@@ -27,12 +33,23 @@ log = logging.getLogger("payrouter.sweeper")
 
 @final
 class Sweeper:
-    __slots__ = ("clock", "metrics", "payments", "settings", "shards", "store")
+    __slots__ = ("campaigns", "clock", "invoices", "metrics", "partners", "payments", "preauth",
+                 "settings", "shards", "social", "store")
 
     def __init__(self, store: Store, payments: Payments, settings: SweeperSettings,
-                 shards: int, metrics: Metrics, clock: Clock) -> None:
+                 shards: int, metrics: Metrics, clock: Clock,
+                 social: Social | None = None,
+                 preauth: Preauth | None = None,
+                 partners: Partners | None = None,
+                 invoices: Invoicing | None = None,
+                 campaigns: CampaignKeeper | None = None) -> None:
+        self.invoices = invoices
+        self.campaigns = campaigns
         self.store = store
+        self.partners = partners
         self.payments = payments
+        self.social = social
+        self.preauth = preauth
         self.clock = clock
         self.settings = settings
         self.shards = shards
@@ -67,6 +84,23 @@ class Sweeper:
                 await self._payment(shard, member, object_id)
             elif kind == "r":
                 await self._refund(shard, member, object_id)
+            elif kind == "po" and self.social is not None:
+                await self._payout(shard, member, object_id, self.social)
+            elif kind == "rp" and self.social is not None:
+                self.metrics.sweeps.labels("red_packet").inc()
+                await self.social.worker.work(object_id)
+            elif kind == "au" and self.preauth is not None:
+                self.metrics.sweeps.labels("authorization").inc()
+                await self.preauth.worker.work(object_id)
+            elif kind == "sp" and self.partners is not None:
+                self.metrics.sweeps.labels("split").inc()
+                await self.partners.splits.check(object_id)
+            elif kind == "iv" and self.invoices is not None:
+                self.metrics.sweeps.labels("invoice").inc()
+                await self.invoices.worker.work(object_id)
+            elif kind == "rv" and self.campaigns is not None:
+                self.metrics.sweeps.labels("campaign_reward").inc()
+                await self.campaigns.work(shard, member, object_id)
             else:
                 await self.store.due.reschedule(shard, member, None)
         except Exception:
@@ -80,6 +114,14 @@ class Sweeper:
             await self.store.due.reschedule(shard, member, None)
             return
         await self.payments.settler.check(payment)
+
+    async def _payout(self, shard: int, member: str, pid: str, social: Social) -> None:
+        self.metrics.sweeps.labels("payout").inc()
+        payout = await self.store.payouts.load(pid)
+        if payout is None or payout.status is not PayoutStatus.PROCESSING:
+            await self.store.due.reschedule(shard, member, None)
+            return
+        await social.payouts.check(payout)
 
     async def _refund(self, shard: int, member: str, rid: str) -> None:
         self.metrics.sweeps.labels("refund").inc()

@@ -182,12 +182,12 @@ class WebhookDispatcher:
     async def deliver(self, merchant_id: str, url: str, stored: bytes) -> bool:
         """POST one event (`stored` as the outbox keeps it) to its URL; True when the
         merchant acknowledged it with a 2xx."""
-        body = codec.unpack(stored)
         merchant = await self.merchants.get(merchant_id)
         target = url or (merchant.webhook_url if merchant else None)
         if merchant is None or not target:
             log.debug("event for %s has no webhook URL; dropped", merchant_id)
             return True
+        body = codec.unpack(stored)  # only for an event that goes somewhere
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "payrouter-webhooks",

@@ -52,15 +52,26 @@ end
 -- releases the claim instead: the answer was provisional, a retry must ask again).
 -- a = {due_key, due_action ('' keep, '-' remove, else score), due_member,
 --      outbox_key, event_id, event_body, merchant_id, webhook_url,
---      idem_key, idem_owner, idem_status, idem_body, idem_ttl}
+--      idem_key, idem_owner, idem_status, idem_body, idem_ttl
+--      [, journal_inbox_key, journal_entry [, event_owner]]}
+-- The event goes to `event_owner` when it is given (a service provider, for the payments
+-- it made for a sub-merchant), else to the merchant whose money moved.
+-- A change that moves money passes its journal entry: it lands in the shard's journal
+-- inbox in this same script, so no movement can be missing from the journal (the
+-- journal worker chains it into its merchant's hash chain, router/ledger/).
 local function finish(a)
+  if a[15] and a[15] ~= '' then
+    redis.call('XADD', a[14], '*', 'm', a[7], 'j', a[15])
+  end
   if a[2] == '-' then
     redis.call('ZREM', a[1], a[3])
   elseif a[2] ~= '' then
     redis.call('ZADD', a[1], a[2], a[3])
   end
   if a[5] ~= '' then
-    redis.call('XADD', a[4], '*', 'e', a[5], 'm', a[7], 'u', a[8], 'b', a[6])
+    local owner = a[7]
+    if a[16] and a[16] ~= '' then owner = a[16] end
+    redis.call('XADD', a[4], '*', 'e', a[5], 'm', owner, 'u', a[8], 'b', a[6])
   end
   if a[10] ~= '' and redis.call('HGET', a[9], 'o') == a[10] then
     if a[11] == '' then
