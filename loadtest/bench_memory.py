@@ -3,8 +3,12 @@
 Starts an embedded redis-server and a gateway in this process (instant rail, webhook and
 sweeper workers off so outbox entries stay to be measured), creates N payments each with
 an Idempotency-Key, then asks Redis `MEMORY USAGE` for every key a payment leaves:
-the payment record, its out_trade_no index, its idempotency entry, and its share of the
-outbox stream. Everything on 127.0.0.1 or a unix socket; stops by itself.
+the payment record, its idempotency entry, its share of the outbox stream and of the
+journal inbox; then runs the journal worker and the points worker once each (as a
+gateway's background would) and measures the charge's journal entry and what a payer's
+first payment of the day leaves in points (its ledger entry, its mark in the day's
+payers, and that movement's own journal entry). Everything on 127.0.0.1 or a unix
+socket; stops by itself.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import uvloop
 from aiohttp import web
 
 from router.app import create_app
+from router.merchants import Merchant
 from router.sandbox.embedded import EmbeddedRedis, free_port
 from router.security import Secret
+from router.services import SERVICES
 from router.settings import (
     LimitSettings,
     RailSettings,
@@ -71,7 +77,8 @@ async def measure(redis_url: str, data_dir: Path, count: int) -> dict[str, float
                 ids.append((payment["id"], otn, idem))
                 if (i + 1) % 500 == 0:
                     print(f"  {i + 1}/{count} payments", file=sys.stderr, flush=True)
-        return await _usage(redis, merchant["id"], ids)
+        figures = await _usage(redis, merchant["id"], ids)
+        return await _journal_and_points(runner.app, redis, merchant["id"], figures)
     finally:
         await redis.aclose()
         await runner.cleanup()
@@ -90,10 +97,48 @@ async def _usage(redis: aioredis.Redis, mid: str,
     stream = keys.outbox(shard)
     per["outbox entry (until delivered)"] = (
         (await redis.memory_usage(stream, samples=0) or 0) / max(1, await redis.xlen(stream)))
-    per["total, steady state"] = per["payment"] + per["idempotency entry"]
-    per["total, event not yet delivered"] = (per["total, steady state"]
-                                             + per["outbox entry (until delivered)"])
     return per
+
+
+async def _journal_and_points(app: web.Application, redis: aioredis.Redis, mid: str,
+                              per: dict[str, float]) -> dict[str, float]:
+    """`per` with the journal's and the points' bytes per payment, after their workers
+    ran (as a gateway's background would), and the totals."""
+    svc = app[SERVICES]
+    shard = (await svc.merchants.get(mid) or _missing(mid)).shard
+    inbox, chain = keys.journal_inbox(shard), keys.journal(shard, mid)
+    inbox_entry = (await redis.memory_usage(inbox, samples=0) or 0) / max(
+        1, await redis.xlen(inbox))
+    while await svc.journal.chain_once():
+        pass
+    charges = await redis.llen(chain)
+    chained = await redis.memory_usage(chain, samples=0) or 0
+    await svc.promotions.points_worker.catch_up()
+    while await svc.journal.chain_once():
+        pass
+    earned = await redis.llen(chain) - charges
+    day_keys = [k async for k in redis.scan_iter(match=keys.points_day(shard, mid, "*"))]
+    points = sum([await redis.memory_usage(k, samples=0) or 0
+                  for k in [keys.points_ledger(shard, mid), *day_keys]])
+    steady = per["payment"] + per["idempotency entry"] + chained / max(1, charges)
+    out = {"payment": per["payment"], "idempotency entry": per["idempotency entry"],
+           "journal entry, the charge (kept)": chained / max(1, charges),
+           "total, settled": steady,
+           "outbox entry (until delivered)": per["outbox entry (until delivered)"],
+           "journal inbox entry (until chained)": inbox_entry}
+    out["total, until its event is delivered"] = (
+        steady + out["outbox entry (until delivered)"] + inbox_entry)
+    out["points: ledger entry, the day's payer mark"] = points / max(1, earned)
+    out["journal entry, the points (kept)"] = (
+        ((await redis.memory_usage(chain, samples=0) or 0) - chained) / max(1, earned))
+    out["total, settled, a payer's first payment that day"] = (
+        steady + out["points: ledger entry, the day's payer mark"]
+        + out["journal entry, the points (kept)"])
+    return out
+
+
+def _missing(mid: str) -> Merchant:
+    raise RuntimeError(f"merchant {mid} vanished")
 
 
 def main() -> None:
@@ -110,7 +155,7 @@ def main() -> None:
             server.stop()
     print(f"Redis memory per payment ({args.payments} payments, MEMORY USAGE):")
     for name, value in figures.items():
-        print(f"  {name:<34} {value:7.0f} bytes")
+        print(f"  {name:<50} {value:7.0f} bytes")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -22,7 +22,7 @@ from tests.helpers import Gateway, start_gateway
 
 pytestmark = pytest.mark.both_topologies
 
-PER_MERCHANT = 260  # more than one batch (200) of the two together
+PER_MERCHANT = 600  # more than one batch (1,000) of the two together
 SOURCE = 0  # the shard whose inbox the movements wait in
 
 
@@ -73,7 +73,7 @@ def worker(gw: Gateway, owner: str) -> JournalChainer:
 async def test_a_backlog_drains_a_full_batch_per_pass(quiet: Gateway, redis_url: str) -> None:
     merchants = await backlog(quiet, redis_url)
     one = worker(quiet, "w")
-    assert [await one.chain_once() for _ in range(4)] == [200, 200, 120, 0]
+    assert [await one.chain_once() for _ in range(3)] == [1000, 200, 0]
     await assert_chained_in_order(quiet, merchants)
 
 
@@ -86,4 +86,15 @@ async def test_overlapping_workers_chain_each_movement_once_in_order(
         await asyncio.gather(*(w.chain_once() for w in workers))
         if await quiet.services.store.journal.pending(SOURCE) == 0:
             break
+    await assert_chained_in_order(quiet, merchants)
+
+
+async def test_entries_chained_but_not_dropped_are_not_chained_again(
+        quiet: Gateway, redis_url: str) -> None:
+    merchants = await backlog(quiet, redis_url)
+    one = worker(quiet, "w")
+    rows = await quiet.services.store.journal.inbox(SOURCE, 150)
+    assert len(await one._chain_batch(SOURCE, rows)) == 150  # then it died: no drop
+    for _ in range(6):
+        await one.chain_once()
     await assert_chained_in_order(quiet, merchants)

@@ -6,20 +6,18 @@ the chaining. Appending is a compare-and-set on the chain's head, and an entry o
 than the last one chained from its shard is refused, so a movement is never chained
 twice, however the workers overlap.
 
-A batch is chained in one round trip: each merchant's head is read once, the entries'
-places and hashes are worked out here, and their appends are sent together, in inbox
-order (one connection answers in order). An append whose head moved meanwhile refuses
-(`stale`), and so do the rest of its merchant's batch: the batch stops there and the
-rest is tried again from the heads as they are. (One append and one head read per
-entry, in turn, chained a few hundred entries a second at best and fell behind a single
-gateway's creates, however long the inbox grew.)
+A batch is chained in one round trip: each merchant's head is read once, its entries'
+places and hashes are worked out here, and each merchant's run of entries is appended by
+one script, all merchants' at once. A run whose head moved meanwhile refuses (`stale`)
+and is tried again from the head as it is; another merchant's run does not wait for it.
+(One head read and one script per entry, in turn, chained a few hundred entries a second
+at best and fell behind a single gateway's creates, however long the inbox grew.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from typing import Final, final
 
@@ -32,7 +30,7 @@ from router.store.store import Store
 
 log = logging.getLogger("payrouter.journal")
 
-_BATCH: Final = 200
+_BATCH: Final = 1000  # inbox entries per shard per pass: one script per merchant's run
 _LEASE_MS: Final = 10_000
 _TRIES: Final = 8
 
@@ -78,39 +76,39 @@ class JournalChainer:
         for _ in range(_TRIES):
             done = await self._chain_batch(shard, rows)
             finished += done
-            rows = rows[len(done):]
+            chained_now = set(done)
+            rows = [row for row in rows if row[0] not in chained_now]
             if not rows or not done:
-                break  # keep the order: the rest waits for the next round
+                break  # what is left waits for the next round, in order
         if finished:
             await self.store.journal.drop(shard, finished)
         return len(finished)
 
     async def _chain_batch(self, source: int, rows: list[tuple[str, str, bytes]]) -> list[str]:
-        """Append `rows` in order, all sent at once; the inbox ids of the leading run
-        that is now in the chains."""
-        shards: dict[str, int] = {}
-        for _, merchant_id, _ in rows:
-            if merchant_id not in shards:
-                shard = await self._shard_of(merchant_id)
-                if shard is None:
-                    break
-                shards[merchant_id] = shard
-        heads = dict(zip(shards, await asyncio.gather(*(
-            self.store.journal.head(shard, mid) for mid, shard in shards.items())), strict=True))
-        appends = []
+        """Append `rows`, each merchant's in inbox order; the inbox ids now in the chains."""
+        runs: dict[str, list[tuple[str, bytes]]] = {}
         for inbox_id, merchant_id, raw in rows:
-            if merchant_id not in shards:
-                log.error("journal entry %s names unknown merchant %s; left in the inbox",
-                          inbox_id, merchant_id)
-                break
-            seq, head = heads[merchant_id]
+            runs.setdefault(merchant_id, []).append((inbox_id, raw))
+        chained_ids = await asyncio.gather(*(self._chain_run(source, merchant_id, run)
+                                             for merchant_id, run in runs.items()))
+        return [inbox_id for ids in chained_ids for inbox_id in ids]
+
+    async def _chain_run(self, source: int, merchant_id: str,
+                         run: list[tuple[str, bytes]]) -> list[str]:
+        shard = await self._shard_of(merchant_id)
+        if shard is None:
+            log.error("journal entries %s... name unknown merchant %s; left in the inbox",
+                      run[0][0], merchant_id)
+            return []
+        seq, head = expected = await self.store.journal.head(shard, merchant_id)
+        entries = []
+        for inbox_id, raw in run:
             entry = chained(raw, seq + 1, head or GENESIS)
-            appends.append(self.store.journal.chain(shards[merchant_id], merchant_id,
-                                                    (seq, head), source, inbox_id, entry))
-            heads[merchant_id] = (seq + 1, entry["hash"])
-        outcomes = await asyncio.gather(*appends)
-        chained_run = itertools.takewhile(lambda o: o is not ChainOutcome.STALE, outcomes)
-        return [row[0] for row, _ in zip(rows, chained_run, strict=False)]
+            entries.append((inbox_id, entry))
+            seq, head = seq + 1, entry["hash"]
+        outcome, count = await self.store.journal.chain(shard, merchant_id, expected, source,
+                                                        entries)
+        return [] if outcome is ChainOutcome.STALE else [i for i, _ in run[:count]]
 
     async def _shard_of(self, merchant_id: str) -> int | None:
         shard = self._merchant_shards.get(merchant_id)

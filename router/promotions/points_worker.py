@@ -34,7 +34,7 @@ MAX_LATE_MS: Final = 86_400_000
 
 @final
 class PointsWorker:
-    __slots__ = ("clock", "interval_s", "owner", "points", "shards", "store")
+    __slots__ = ("_full", "clock", "interval_s", "owner", "points", "shards", "store")
 
     def __init__(self, store: Store, points: Points, shards: int, clock: Clock, owner: str,
                  interval_s: float = 0.5) -> None:
@@ -44,13 +44,20 @@ class PointsWorker:
         self.clock = clock
         self.owner = owner
         self.interval_s = interval_s
+        self._full = False  # a merchant's batch was full this round: more is waiting
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._full = False
             try:
                 await self.catch_up()
             except Exception:
                 log.exception("earning points failed; retrying")
+            if self._full:
+                # Behind the journal: a pause per batch would fall further behind at any
+                # rate above a batch per interval (two entries per paid payment).
+                await asyncio.sleep(0)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval_s)
 
@@ -76,6 +83,7 @@ class PointsWorker:
         entries = await self.store.journal.entries(shard, merchant_id, seen, _BATCH)
         if not entries:
             return 0
+        self._full = self._full or len(entries) == _BATCH
         now = self.clock.now_ms()
         charges = [(e["ref"], paid_ms) for e in entries if e["kind"] == "charge"
                    and now - (paid_ms := _ms(e["at"])) <= MAX_LATE_MS]

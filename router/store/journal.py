@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Any, final
 
 import orjson
@@ -57,16 +58,22 @@ class JournalStore:
         return int(flat.get(b"seq", b"0")), flat.get(b"hash", b"").decode()
 
     async def chain(self, shard: int, merchant_id: str, expected: tuple[int, str],
-                    source_shard: int, inbox_id: str, entry: dict[str, Any]) -> ChainOutcome:
-        run = self._run
-        reply = await run.script(
-            run.scripts.journal_chain,
+                    source_shard: int, run: Sequence[tuple[str, dict[str, Any]]]
+                    ) -> tuple[ChainOutcome, int]:
+        """Append `run` (inbox id, entry with its seq and hashes), one merchant's entries
+        from one source shard in inbox order, in one script. The outcome, and how many
+        entries it covers (appended, or found chained already)."""
+        args: list[str | int | bytes] = [expected[0], expected[1], source_shard, merchant_id,
+                                         run[-1][1]["hash"]]
+        for inbox_id, entry in run:
+            args += [inbox_id, orjson.dumps(entry)]
+        reply = await self._run.script(
+            self._run.scripts.journal_chain,
             [keys.journal(shard, merchant_id), keys.journal_head(shard, merchant_id),
              keys.journal_watermarks(shard, merchant_id), keys.journal_merchants(shard)],
-            [expected[0], expected[1], source_shard, inbox_id, orjson.dumps(entry),
-             entry["hash"], merchant_id])
+            args)
         text = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-        return ChainOutcome(text)
+        return ChainOutcome(text), int(reply[1]) if len(reply) > 1 else 0
 
     async def entries(self, shard: int, merchant_id: str, after: int,
                       limit: int) -> list[dict[str, Any]]:
