@@ -21,7 +21,7 @@ from adapters.commerce_ops import ReverseInvoice
 from router.clock import Clock
 from router.commerce.invoice_records import Invoice, InvoiceStatus, scaled
 from router.commerce.invoices import PAID, TRIES, Invoices, counted, remaining
-from router.domain import Refund
+from router.refund_record import Refund
 from router.store import keys
 from router.store.invoices import AmountMismatch, NothingToReissue
 from router.store.outcomes import Recorded

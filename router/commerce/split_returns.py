@@ -23,9 +23,9 @@ from adapters.base import RailError, RailStatus
 from adapters.commerce_ops import SplitReturn
 from router.clock import Clock
 from router.commerce.split_records import share_of
-from router.domain import Refund
 from router.ledger.entries import movement
 from router.rails.client import RailClient
+from router.refund_record import Refund
 from router.store.store import Store
 
 log = logging.getLogger("payrouter.splits")

@@ -26,12 +26,13 @@ import orjson
 from adapters.base import RailError, RailResult, RailStatus, RefundQuery
 from adapters.base import Refund as RefundOp
 from router.clock import Clock
-from router.domain import REFUND_EVENTS, Payment, Refund, RefundStatus, funded_object
+from router.domain import REFUND_EVENTS, Payment, RefundStatus, funded_object
 from router.errors import invalid_state
 from router.events import event
 from router.ledger.entries import movement
 from router.payments.replies import Reply, refusal
 from router.rails.client import RailClient
+from router.refund_record import Refund
 from router.settings import Settings
 from router.store import keys
 from router.store.finish import Finish

@@ -21,10 +21,11 @@ import orjson
 
 from adapters.base import RailError
 from router.clock import Clock
-from router.domain import UNSETTLED, Payment, Refund, Status
+from router.domain import UNSETTLED, Payment, Status
 from router.errors import invalid_state
 from router.promotions.applied import AppliedReward, RewardKind, discount_of
 from router.rails.client import RailClient
+from router.refund_record import Refund
 from router.routing import Router
 from router.settings import Settings
 from router.social.payout_create import rail_for

@@ -7,8 +7,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import final
 
-from router.domain import Refund
 from router.rails.instances import provider_of
+from router.refund_record import Refund
 from router.store import keys
 from router.store.finish import Finish
 from router.store.outcomes import (
